@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class HexasubsConfig(AppConfig):
+    name = "hexasubs"
+    verbose_name = "Hexasubs"

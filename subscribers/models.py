@@ -1,0 +1,127 @@
+from django.conf import settings
+from django.db import models
+from django.utils.timezone import now
+from django.utils.translation import gettext_lazy as _
+from django_countries.fields import CountryField
+
+from labels.models import Label
+from subscribers.validators import validate_locale, validate_timezone
+
+
+class ChannelKind(models.TextChoices):
+    MESSENGER = "messenger", _("Messenger")
+    WEBHOOK = "webhook", _("Webhook")
+    CONSOLE = "console", _("Console")
+
+
+class Gender(models.TextChoices):
+    MALE = "male", _("Male")
+    FEMALE = "female", _("Female")
+    OTHER = "other", _("Other")
+    __empty__ = _("Not provided")
+
+
+class Channel(models.Model):
+    name = models.SlugField(_("name"), max_length=50, unique=True)
+    title = models.CharField(_("title"), max_length=100)
+    kind = models.CharField(_("kind"), max_length=20, choices=ChannelKind.choices)
+    is_active = models.BooleanField(_("active"), default=True)
+    settings = models.JSONField(_("connector settings"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("channel")
+        verbose_name_plural = _("channels")
+        ordering = ["title", "pk"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(kind__in=ChannelKind.values), name="channel_kind_valid"),
+        ]
+
+    def __str__(self):
+        return self.title
+
+
+class Subscriber(models.Model):
+    # Indexed by the (channel, id) and (channel, foreign_id) indexes below, not a third one.
+    channel = models.ForeignKey(
+        Channel, on_delete=models.PROTECT, related_name="subscribers", verbose_name=_("channel"), db_index=False
+    )
+    foreign_id = models.CharField(_("foreign id"), max_length=255, help_text=_("The person's id on the channel."))
+    first_name = models.CharField(_("first name"), max_length=255, blank=True)
+    last_name = models.CharField(_("last name"), max_length=255, blank=True)
+    gender = models.CharField(_("gender"), max_length=10, choices=Gender.choices, blank=True)
+    locale = models.CharField(_("locale"), max_length=35, blank=True, validators=[validate_locale])
+    timezone = models.CharField(
+        _("time zone"),
+        max_length=64,
+        blank=True,
+        validators=[validate_timezone],
+        help_text=_("As the channel reports it: a UTC offset in hours or a time zone name."),
+    )
+    country = CountryField(_("country"), blank=True)
+    avatar_url = models.URLField(_("avatar URL"), max_length=1000, blank=True)
+    # Set explicitly by the code that writes subscribers: `updated_at` moves only when
+    # the profile or the labels really change, never on a mere visit.
+    created_at = models.DateTimeField(_("created"), default=now)
+    updated_at = models.DateTimeField(_("updated"), default=now)
+    last_seen_at = models.DateTimeField(_("last seen"), null=True, blank=True)
+    labels = models.ManyToManyField(
+        Label, through="SubscriberLabel", related_name="subscribers", blank=True, verbose_name=_("labels")
+    )
+
+    class Meta:
+        verbose_name = _("subscriber")
+        verbose_name_plural = _("subscribers")
+        ordering = ["-created_at", "-pk"]
+        permissions = [("change_subscriber_labels", _("Can change the labels of subscribers"))]
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "foreign_id"], name="subscriber_unique_per_channel"),
+            models.CheckConstraint(condition=models.Q(gender__in=[*Gender.values, ""]), name="subscriber_gender_valid"),
+        ]
+        # One index per sortable column, each ending with the primary key as tie-breaker.
+        indexes = [
+            models.Index(fields=["created_at", "id"], name="subscriber_created_idx"),
+            models.Index(fields=["updated_at", "id"], name="subscriber_updated_idx"),
+            models.Index(fields=["last_name", "first_name", "id"], name="subscriber_name_idx"),
+            models.Index(fields=["first_name", "last_name", "id"], name="subscriber_first_name_idx"),
+            models.Index(fields=["channel", "id"], name="subscriber_channel_idx"),
+            models.Index(fields=["locale", "id"], name="subscriber_locale_idx"),
+            models.Index(fields=["gender", "id"], name="subscriber_gender_idx"),
+        ]
+
+    def __str__(self):
+        return self.full_name or self.foreign_id
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+
+class SubscriberLabel(models.Model):
+    # Both keys are covered by the composite unique constraint and index below.
+    subscriber = models.ForeignKey(
+        Subscriber, on_delete=models.CASCADE, related_name="label_assignments", db_index=False
+    )
+    label = models.ForeignKey(Label, on_delete=models.CASCADE, related_name="assignments", db_index=False)
+    assigned_at = models.DateTimeField(_("assigned"), default=now)
+    assigned_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("assigned by"),
+    )
+
+    class Meta:
+        verbose_name = _("label assignment")
+        verbose_name_plural = _("label assignments")
+        constraints = [
+            # Also serves "who carries label X" lookups and the Exists filters.
+            models.UniqueConstraint(fields=["label", "subscriber"], name="subscriber_label_unique"),
+        ]
+        indexes = [models.Index(fields=["subscriber", "label"], name="subscriber_label_by_subscriber")]
+
+    def __str__(self):
+        return f"{self.subscriber}: {self.label}"

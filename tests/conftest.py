@@ -1,0 +1,132 @@
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Group
+
+from labels.models import Label
+from subscribers.models import Channel, Subscriber
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@pytest.fixture(autouse=True)
+def _static_files_without_manifest(settings):
+    # Production serves hashed files from collectstatic; tests read the sources.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    settings.WHITENOISE_USE_FINDERS = True
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def _user(django_user_model, username, *groups):
+    user = django_user_model.objects.create_user(username, password="password", first_name=username.title())
+    user.groups.add(*Group.objects.filter(name__in=groups))
+    return user
+
+
+@pytest.fixture
+def operator(django_user_model):
+    return _user(django_user_model, "olivia", "Operators")
+
+
+@pytest.fixture
+def label_manager(django_user_model):
+    return _user(django_user_model, "liam", "Operators", "Label managers")
+
+
+@pytest.fixture
+def nobody(django_user_model):
+    """A signed-in user who belongs to no group."""
+    return _user(django_user_model, "nina")
+
+
+@pytest.fixture
+def admin_user(django_user_model):
+    return django_user_model.objects.create_superuser("root", password="password")
+
+
+@pytest.fixture
+def messenger(db):
+    return Channel.objects.get(name="messenger")
+
+
+@pytest.fixture
+def make_subscriber(messenger):
+    counter = iter(range(1, 1_000_000))
+
+    def make(**fields):
+        number = next(counter)
+        fields.setdefault("channel", messenger)
+        fields.setdefault("foreign_id", f"psid-{number}")
+        fields.setdefault("first_name", f"First{number}")
+        fields.setdefault("last_name", f"Last{number}")
+        fields.setdefault("locale", "en-US")
+        return Subscriber.objects.create(**fields)
+
+    return make
+
+
+@pytest.fixture
+def make_label(db):
+    def make(title, **fields):
+        return Label.objects.create(
+            title=title, name=fields.pop("name", None) or Label.objects.free_name(title), **fields
+        )
+
+    return make
+
+
+# Browser tests -------------------------------------------------------------------------------------------
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        if os.environ.get("HEXASUBS_REQUIRE_BROWSER"):
+            pytest.fail(f"Browser tests are required but no Chromium was found at {CHROMIUM}.")
+        pytest.skip(f"No Chromium at {CHROMIUM}: install Debian's chromium package to run browser tests.")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def log_in(page):
+    def log_in(user, password="password"):
+        page.goto("/accounts/login/")
+        page.get_by_label("Username").fill(user.get_username())
+        page.get_by_label("Password").fill(password)
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_load_state()
+
+    return log_in
+
+
+@pytest.fixture
+def screenshot(page):
+    def screenshot(name):
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
+
+    return screenshot

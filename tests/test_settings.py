@@ -1,0 +1,39 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _manage(*args, **env):
+    """Run manage.py in an environment holding only `env`, as a fresh production host would."""
+    base = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/")}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env={**base, **env}, capture_output=True, text=True
+    )
+
+
+def test_production_without_a_secret_key_fails_with_a_clear_message():
+    result = _manage("check")
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr
+
+
+def test_a_malformed_value_fails_with_a_clear_message():
+    result = _manage("check", SECRET_KEY="x" * 60, DEBUG="perhaps")
+    assert result.returncode != 0
+    assert "The environment variable DEBUG is malformed" in result.stderr
+
+
+def test_a_malformed_database_url_fails_with_a_clear_message():
+    result = _manage("check", DEBUG="1", DATABASE_URL="nonsense://nowhere")
+    assert result.returncode != 0
+    assert "DATABASE_URL is malformed" in result.stderr
+
+
+def test_check_deploy_is_clean_with_production_values():
+    result = _manage(
+        "check", "--deploy", "--fail-level", "WARNING", SECRET_KEY="k3y-" + "x" * 60, ALLOWED_HOSTS="subs.example.com"
+    )
+    assert result.returncode == 0, result.stderr
