@@ -1,6 +1,6 @@
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import DataError, IntegrityError, transaction
 
 from labels.models import Label
 from subscribers.models import Channel, Subscriber
@@ -23,7 +23,8 @@ def test_the_database_rejects_a_duplicate_title_ignoring_case():
 
 @pytest.mark.parametrize("name", ["Active", "with space", "tiret-haut", "", "é", "a" * 65])
 def test_the_database_rejects_a_malformed_name(name):
-    with pytest.raises(IntegrityError), transaction.atomic():
+    # PostgreSQL refuses the 65-character name for its length before the check constraint sees it.
+    with pytest.raises((IntegrityError, DataError)), transaction.atomic():
         Label.objects.create(title="Title", name=name)
 
 
