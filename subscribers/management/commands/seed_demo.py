@@ -10,6 +10,7 @@ import time
 from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from faker import Faker
 
@@ -126,12 +127,18 @@ class Command(BaseCommand):
 
     def _ensure_assignments(self, demo_labels):
         before = SubscriberLabel.objects.count()
-        demo = Subscriber.objects.filter(foreign_id__startswith="demo").order_by("pk").values_list("pk", flat=True)
+        # Subscribers that already carry labels were labelled by an earlier run (or by an operator since).
+        demo = (
+            Subscriber.objects.filter(foreign_id__startswith="demo")
+            .exclude(Exists(SubscriberLabel.objects.filter(subscriber=OuterRef("pk"))))
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
         rows = []
         for subscriber_id in demo.iterator(chunk_size=BATCH_SIZE):
             rng = random.Random(f"labels-{subscriber_id}")
             rows.extend(
-                SubscriberLabel(subscriber_id=subscriber_id, label=label)
+                SubscriberLabel(subscriber_id=subscriber_id, label_id=label.pk)
                 for label, share in demo_labels
                 if rng.random() < share
             )
