@@ -125,3 +125,112 @@ class SubscriberLabel(models.Model):
 
     def __str__(self):
         return f"{self.subscriber}: {self.label}"
+
+
+class LabelSource(models.TextChoices):
+    """Where a label change came from, as recorded in the history."""
+
+    APP = "app", _("Manage labels dialog")
+    BULK = "bulk", _("Bulk action")
+    ADMIN = "admin", _("Administration")
+    API = "api", _("API")
+    IMPORT = "import", _("Import")
+
+
+class LabelOperation(models.Model):
+    """One bulk label change: who ran it, on which filter, with what effect and how long it took."""
+
+    class Kind(models.TextChoices):
+        ADD = "add", _("Add labels")
+        REMOVE = "remove", _("Remove labels")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Waiting")
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
+    source = models.CharField(_("source"), max_length=10, choices=LabelSource.choices)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING)
+    labels = models.ManyToManyField(Label, related_name="+", verbose_name=_("labels"))
+    label_names = models.JSONField(_("label names"), default=list, help_text=_("As they were when it ran."))
+    filters = models.JSONField(_("filters"), default=dict, blank=True)
+    selected_count = models.PositiveIntegerField(_("selected subscribers"), null=True, blank=True)
+    changed_count = models.PositiveIntegerField(_("assignments changed"), null=True, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("by"),
+    )
+    created_at = models.DateTimeField(_("requested"), default=now)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("bulk label operation")
+        verbose_name_plural = _("bulk label operations")
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} {', '.join(self.label_names)}"
+
+    @property
+    def duration(self):
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+
+class LabelChangeAction(models.TextChoices):
+    ADDED = "added", _("Added")
+    REMOVED = "removed", _("Removed")
+
+
+class LabelChange(models.Model):
+    """One label added to or removed from one subscriber: the answer to "who labelled this person, and when?"."""
+
+    Action = LabelChangeAction
+
+    # Covered by the (subscriber, changed_at) index below.
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="label_changes", db_index=False)
+    # The history outlives a deleted label; its name is kept beside the link.
+    label = models.ForeignKey(Label, on_delete=models.SET_NULL, null=True, related_name="+", db_index=False)
+    label_name = models.CharField(_("label"), max_length=64)
+    action = models.CharField(_("change"), max_length=10, choices=LabelChangeAction.choices)
+    source = models.CharField(_("source"), max_length=10, choices=LabelSource.choices)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("by"),
+    )
+    changed_at = models.DateTimeField(_("when"))
+    operation = models.ForeignKey(
+        LabelOperation, on_delete=models.SET_NULL, null=True, blank=True, related_name="changes", db_index=False
+    )
+
+    class Meta:
+        verbose_name = _("label change")
+        verbose_name_plural = _("label changes")
+        indexes = [
+            models.Index(fields=["subscriber", "changed_at"], name="label_change_by_subscriber"),
+            models.Index(fields=["label"], name="label_change_by_label"),
+            models.Index(
+                fields=["operation"], name="label_change_by_operation", condition=models.Q(operation__isnull=False)
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(action__in=LabelChangeAction.values), name="label_change_action_valid"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_action_display()} {self.label_name}"
