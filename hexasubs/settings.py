@@ -64,9 +64,12 @@ INSTALLED_APPS = [
     "crispy_forms",
     "crispy_bootstrap5",
     "django_tasks_db",
+    "ninja",
     "hexasubs",
     "labels",
     "subscribers",
+    "api",
+    "webhooks",
 ]
 
 MIDDLEWARE = [

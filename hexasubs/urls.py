@@ -8,5 +8,6 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("subscribers/", include("subscribers.urls")),
     path("labels/", include("labels.urls")),
+    path("api/", include("api.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from labels.models import Label
 from subscribers.models import Subscriber, SubscriberLabel
+from subscribers.signals import labels_changed
 
 
 def _label_ids(labels: Iterable[Label | int]) -> list[int]:
@@ -29,7 +30,7 @@ def _assignments(label_ids):
     return SubscriberLabel.objects.filter(subscriber=OuterRef("pk"), label__in=label_ids)
 
 
-def add_labels(subscribers: QuerySet, labels: Iterable[Label | int], *, by=None) -> int:
+def add_labels(subscribers: QuerySet, labels: Iterable[Label | int], *, by=None, now=None) -> int:
     """Give each subscriber in `subscribers` every label in `labels`.
 
     Subscribers that lacked at least one of the labels get a new `updated_at`;
@@ -40,11 +41,14 @@ def add_labels(subscribers: QuerySet, labels: Iterable[Label | int], *, by=None)
     if not label_ids:
         return 0
     with transaction.atomic():
-        return _insert_assignments(subscribers, label_ids, by)
+        now = now or timezone.now()
+        created = _insert_assignments(subscribers, label_ids, by, now)
+        if created:
+            labels_changed.send(Subscriber, changed_at=now, added=label_ids, removed=[], by=by)
+        return created
 
 
-def _insert_assignments(subscribers, label_ids, by):
-    now = timezone.now()
+def _insert_assignments(subscribers, label_ids, by, now):
     lacking_one = Exists(
         Label.objects.filter(pk__in=label_ids).exclude(
             Exists(SubscriberLabel.objects.filter(label=OuterRef("pk"), subscriber=OuterRef(OuterRef("pk"))))
@@ -74,7 +78,7 @@ def _insert_assignments(subscribers, label_ids, by):
         return cursor.rowcount
 
 
-def remove_labels(subscribers: QuerySet, labels: Iterable[Label | int], *, by=None) -> int:
+def remove_labels(subscribers: QuerySet, labels: Iterable[Label | int], *, by=None, now=None) -> int:
     """Take every label in `labels` away from each subscriber in `subscribers`.
 
     Only subscribers that carried at least one of the labels get a new
@@ -85,10 +89,11 @@ def remove_labels(subscribers: QuerySet, labels: Iterable[Label | int], *, by=No
         return 0
     selection = subscribers.order_by().values("pk")
     with transaction.atomic():
-        Subscriber.objects.filter(pk__in=selection).filter(Exists(_assignments(label_ids))).update(
-            updated_at=timezone.now()
-        )
+        now = now or timezone.now()
+        Subscriber.objects.filter(pk__in=selection).filter(Exists(_assignments(label_ids))).update(updated_at=now)
         deleted, _ = SubscriberLabel.objects.filter(subscriber__in=selection, label__in=label_ids).delete()
+        if deleted:
+            labels_changed.send(Subscriber, changed_at=now, added=[], removed=label_ids, by=by)
     return deleted
 
 
@@ -102,4 +107,6 @@ def change_labels(
     Returns (added, removed) counts.
     """
     one = Subscriber.objects.filter(pk=subscriber.pk)
-    return add_labels(one, add, by=by), remove_labels(one, remove, by=by)
+    # One timestamp for both halves, so the change is stamped (and announced) as one.
+    now = timezone.now()
+    return add_labels(one, add, by=by, now=now), remove_labels(one, remove, by=by, now=now)

@@ -4,7 +4,10 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group
+from django.core.cache import cache
+from django.test import Client
 
+from api.actions import create_api_key
 from labels.models import Label
 from subscribers.models import Channel, Subscriber
 
@@ -78,6 +81,19 @@ def make_label(db):
         )
 
     return make
+
+
+@pytest.fixture
+def api_key(db):
+    """An API key for every channel, with the full key the bot runtime sends in `api_key.full_key`."""
+    cache.clear()  # rate-limit counters are keyed by the key's id, which the next test reuses
+    key, key.full_key = create_api_key("Test bot")
+    return key
+
+
+@pytest.fixture
+def api_client(api_key):
+    return Client(headers={"Authorization": f"Bearer {api_key.full_key}"})
 
 
 # Browser tests -------------------------------------------------------------------------------------------

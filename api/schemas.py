@@ -1,0 +1,127 @@
+"""What the API accepts and returns. Profile fields are checked by the Subscriber model's own fields
+and validators, so the API accepts exactly what the admin and the app accept."""
+
+from datetime import datetime
+from typing import Annotated
+
+from django.core.exceptions import ValidationError
+from ninja import Field, Schema
+from pydantic import AfterValidator, BeforeValidator, ConfigDict
+from pydantic_core import PydanticCustomError
+
+from labels.models import Color
+from subscribers.models import Gender, Subscriber
+
+
+def _checked_by_model(field_name: str):
+    model_field = Subscriber._meta.get_field(field_name)
+
+    def check(value: str) -> str:
+        try:
+            model_field.clean(value, None)
+        except ValidationError as exc:
+            raise PydanticCustomError(
+                f"invalid_{field_name}", " ".join(str(message) for message in exc.messages)
+            ) from None
+        return value
+
+    return AfterValidator(check)
+
+
+def _messenger_locale(value):
+    # Messenger reports locales as en_US; BCP 47 writes en-US.
+    return value.replace("_", "-") if isinstance(value, str) else value
+
+
+def _offset_as_text(value: str | float) -> str:
+    # Messenger reports the time zone as a number of hours (-5.5); we store it as text.
+    return value if isinstance(value, str) else format(value, "g")
+
+
+def _text(field_name: str, **extra):
+    max_length = Subscriber._meta.get_field(field_name).max_length
+    return Annotated[str, Field(max_length=max_length, **extra), _checked_by_model(field_name)]
+
+
+class ProfileIn(Schema):
+    """The profile a channel knows. Send only what you have: omitted fields are left as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    first_name: _text("first_name") = ""
+    last_name: _text("last_name") = ""
+    gender: _text("gender", json_schema_extra={"enum": [*Gender.values, ""]}) = ""
+    locale: Annotated[_text("locale", examples=["en-US"]), BeforeValidator(_messenger_locale)] = ""
+    # Text, or a number of hours as Messenger sends it.
+    timezone: Annotated[
+        str | float,
+        Field(examples=["Europe/Paris", -5.5]),
+        AfterValidator(_offset_as_text),
+        _checked_by_model("timezone"),
+    ] = ""
+    country: _text("country", examples=["FR"]) = ""
+    avatar_url: _text("avatar_url") = ""
+
+
+class LabelRef(Schema):
+    name: str
+    title: str
+
+
+class SubscriberOut(Schema):
+    id: int
+    channel: str
+    foreign_id: str
+    first_name: str
+    last_name: str
+    gender: str
+    locale: str
+    timezone: str
+    country: str
+    avatar_url: str
+    created_at: datetime
+    updated_at: datetime
+    last_seen_at: datetime | None
+    labels: list[LabelRef]
+
+
+class SubscriberPage(Schema):
+    items: list[SubscriberOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` to get the next page; null on the last page.")
+
+
+class LabelChangeIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    add: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=100)
+    remove: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=100)
+
+
+class LabelIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(max_length=100)
+    name: str = Field("", max_length=64, description="Generated from the title when blank.")
+    description: str = Field("", max_length=2000)
+    color: str = Field("", json_schema_extra={"enum": [*Color.values, ""]})
+
+
+class LabelOut(Schema):
+    id: int
+    name: str
+    title: str
+    description: str
+    color: str
+
+
+class Error(Schema):
+    detail: str
+
+
+class UnknownLabels(Schema):
+    detail: str
+    unknown: list[str]
+
+
+class FieldErrors(Schema):
+    detail: list[dict]

@@ -1,0 +1,224 @@
+"""The bot-runtime API under /api/v1/: subscribers in, profiles and labels out, labels set."""
+
+from datetime import datetime
+from typing import Literal
+
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import Http404
+from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+from ninja import NinjaAPI, Query, Status
+from ninja.errors import AuthenticationError, HttpError
+from ninja.openapi.docs import Swagger
+
+from api import queries
+from api.actions import PROFILE_FIELDS, change_subscriber_labels, upsert_subscriber
+from api.auth import ApiKeyAuth, BodyTooLarge, PerKeyRateLimit, permitted_channel, permitted_channels
+from api.schemas import (
+    Error,
+    FieldErrors,
+    LabelChangeIn,
+    LabelIn,
+    LabelOut,
+    ProfileIn,
+    SubscriberOut,
+    SubscriberPage,
+    UnknownLabels,
+)
+from labels.forms import LabelForm
+from labels.models import Label
+from subscribers.models import Subscriber
+
+
+class LocalSwagger(Swagger):
+    """Swagger UI from our own static files, its scripts carrying the CSP nonce."""
+
+    template = "api/docs.html"
+
+
+api = NinjaAPI(
+    title="Hexasubs bot API",
+    version="1",
+    description=_(
+        "For the bot runtime: send `Authorization: Bearer <API key>`. Keys are created by staff in the "
+        "administration. Too many requests get 429 with Retry-After."
+    ),
+    auth=ApiKeyAuth(),
+    throttle=[PerKeyRateLimit()],
+    docs=LocalSwagger(),
+    docs_decorator=staff_member_required,
+    urls_namespace="api",
+)
+
+COMMON = {401: Error, 413: Error, 429: Error}
+ON_CHANNEL = {**COMMON, 403: Error, 404: Error, 422: FieldErrors}
+
+
+@api.exception_handler(AuthenticationError)
+def _unauthorized(request, exc):
+    response = api.create_response(request, {"detail": _("Missing, wrong or revoked API key.")}, status=401)
+    response["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+@api.exception_handler(BodyTooLarge)
+def _too_large(request, exc):
+    message = _("The request body is larger than %(size)d KB.") % {"size": 64}
+    return api.create_response(request, {"detail": message}, status=413)
+
+
+@api.exception_handler(Http404)
+def _not_found(request, exc):
+    return api.create_response(request, {"detail": str(exc) or _("Not found.")}, status=404)
+
+
+def _subscriber_out(subscriber: Subscriber) -> dict:
+    return {
+        **{name: str(getattr(subscriber, name)) for name in PROFILE_FIELDS},
+        "id": subscriber.pk,
+        "channel": subscriber.channel.name,
+        "foreign_id": subscriber.foreign_id,
+        "created_at": subscriber.created_at,
+        "updated_at": subscriber.updated_at,
+        "last_seen_at": subscriber.last_seen_at,
+        "labels": [{"name": label.name, "title": label.title} for label in subscriber.labels.all()],
+    }
+
+
+def _labels_named(names: list[str]) -> list[Label]:
+    """The labels called `names`; 400 naming the unknown ones if any."""
+    wanted = set(names)
+    labels = list(Label.objects.filter(name__in=wanted))
+    unknown = sorted(wanted - {label.name for label in labels})
+    if unknown:
+        raise UnknownLabelNames(unknown)
+    return labels
+
+
+class UnknownLabelNames(Exception):
+    def __init__(self, names):
+        self.names = names
+
+
+@api.exception_handler(UnknownLabelNames)
+def _unknown_labels(request, exc):
+    message = ngettext("No label is called %(names)s.", "No labels are called %(names)s.", len(exc.names)) % {
+        "names": ", ".join(exc.names)
+    }
+    return api.create_response(request, {"detail": message, "unknown": exc.names}, status=400)
+
+
+@api.put(
+    "/channels/{channel}/subscribers/{foreign_id}",
+    response={200: SubscriberOut, 201: SubscriberOut, **ON_CHANNEL},
+    summary="Record an interaction",
+    description="Creates the subscriber on first contact (201), otherwise updates the fields that changed (200).",
+)
+def put_subscriber(request, channel: str, foreign_id: str, profile: ProfileIn):
+    channel_obj = permitted_channel(request.auth, channel)
+    _check_foreign_id(foreign_id)
+    subscriber, created, _changed = upsert_subscriber(channel_obj, foreign_id, profile.model_dump(exclude_unset=True))
+    subscriber.channel = channel_obj
+    return Status(
+        201 if created else 200, _subscriber_out(queries.with_labels(Subscriber.objects).get(pk=subscriber.pk))
+    )
+
+
+def _check_foreign_id(foreign_id):
+    if len(foreign_id) > Subscriber._meta.get_field("foreign_id").max_length:
+        raise HttpError(422, _("The foreign id is longer than 255 characters."))
+
+
+@api.get(
+    "/channels/{channel}/subscribers/{foreign_id}",
+    response={200: SubscriberOut, **ON_CHANNEL},
+    summary="A subscriber's profile and labels",
+)
+def get_subscriber(request, channel: str, foreign_id: str):
+    channel_obj = permitted_channel(request.auth, channel)
+    subscribers = queries.with_labels(Subscriber.objects.filter(channel=channel_obj))
+    return _subscriber_out(get_object_or_404(subscribers, foreign_id=foreign_id))
+
+
+@api.post(
+    "/channels/{channel}/subscribers/{foreign_id}/labels",
+    response={200: SubscriberOut, 400: UnknownLabels, **ON_CHANNEL},
+    summary="Add and remove labels",
+    description="Unknown label names give 400 listing them, and nothing is changed.",
+)
+def post_subscriber_labels(request, channel: str, foreign_id: str, change: LabelChangeIn):
+    channel_obj = permitted_channel(request.auth, channel)
+    subscriber = get_object_or_404(Subscriber, channel=channel_obj, foreign_id=foreign_id)
+    labels = {label.name: label for label in _labels_named([*change.add, *change.remove])}
+    change_subscriber_labels(
+        subscriber, add=[labels[name] for name in change.add], remove=[labels[name] for name in change.remove]
+    )
+    return _subscriber_out(queries.with_labels(Subscriber.objects).get(pk=subscriber.pk))
+
+
+@api.get(
+    "/subscribers",
+    response={200: SubscriberPage, 400: UnknownLabels, **ON_CHANNEL},
+    summary="Subscribers, filtered like the Subscribers page",
+    description="Ordered by (updated_at, id): poll with `updated_since` and follow `next_cursor`.",
+)
+def list_subscribers(
+    request,
+    label: Query[list[str]] = None,
+    mode: Literal["any", "all", "none"] = "any",
+    channel: str = "",
+    locale: str = "",
+    q: str = "",
+    updated_since: datetime | None = None,
+    cursor: str = "",
+    limit: Query[int] = 50,
+):
+    if not 1 <= limit <= 200:
+        raise HttpError(422, _("limit must be between 1 and 200."))
+    if updated_since is not None and updated_since.tzinfo is None:
+        raise HttpError(422, _("updated_since needs a time zone, such as 2026-01-31T12:00:00Z."))
+    subscribers = Subscriber.objects.filter(permitted_channels(request.auth))
+    if channel:
+        subscribers = subscribers.filter(channel=permitted_channel(request.auth, channel))
+    if label:
+        subscribers = queries.filter_by_labels(subscribers, [found.pk for found in _labels_named(label)], mode)
+    if locale:
+        subscribers = queries.filter_by_locale(subscribers, locale)
+    subscribers = queries.search(subscribers, q)
+    if updated_since is not None:
+        subscribers = subscribers.filter(updated_at__gte=updated_since)
+    if cursor:
+        try:
+            subscribers = queries.after_cursor(subscribers, cursor)
+        except queries.BadCursor as exc:
+            raise HttpError(422, str(exc)) from None
+    page = list(queries.with_labels(subscribers.order_by("updated_at", "pk"))[: limit + 1])
+    more = len(page) > limit
+    page = page[:limit]
+    return {
+        "items": [_subscriber_out(subscriber) for subscriber in page],
+        "next_cursor": queries.encode_cursor(page[-1]) if more else None,
+    }
+
+
+@api.get("/labels", response={200: list[LabelOut], **COMMON}, summary="Every label")
+def list_labels(request):
+    return list(Label.objects.order_by("name"))
+
+
+@api.post(
+    "/labels",
+    response={201: LabelOut, 422: FieldErrors, **COMMON},
+    summary="Create a label",
+    description="Checked like the app's label dialog: unique title and name; a blank name is made from the title.",
+)
+def create_label(request, data: LabelIn):
+    form = LabelForm(data=data.model_dump())
+    if not form.is_valid():
+        errors = [
+            {"loc": ["body", "data", field], "msg": " ".join(messages), "type": "invalid"}
+            for field, messages in form.errors.items()
+        ]
+        return Status(422, {"detail": errors})
+    return Status(201, form.save())

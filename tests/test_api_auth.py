@@ -1,0 +1,127 @@
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from api.actions import create_api_key, revoke_api_keys
+from api.models import ApiKey, hash_secret
+from subscribers.models import Channel
+
+pytestmark = pytest.mark.django_db
+
+PROFILE_URL = "/api/v1/channels/messenger/subscribers/psid-1"
+
+
+def _client(full_key):
+    return Client(headers={"Authorization": f"Bearer {full_key}"})
+
+
+@pytest.fixture
+def console(db):
+    return Channel.objects.get(name="console")
+
+
+def test_it_stores_only_the_prefix_and_a_hash_of_the_key(api_key):
+    prefix, secret = api_key.full_key.split("_")[1:]
+    stored = ApiKey.objects.get()
+    assert stored.prefix == prefix
+    assert stored.secret_hash == hash_secret(secret)
+    assert secret not in str(ApiKey.objects.values().get())
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer nonsense"}, {"Authorization": "Token abc"}, {"Authorization": "Bearer hxs_x_y"}],
+)
+def test_a_missing_or_malformed_key_gets_401(headers, api_key):
+    response = Client(headers=headers).get("/api/v1/labels")
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Missing, wrong or revoked API key."}
+    assert response["WWW-Authenticate"] == "Bearer"
+
+
+def test_a_wrong_secret_with_a_real_prefix_gets_401(api_key):
+    wrong = api_key.full_key[:-4] + "abcd"
+    assert _client(wrong).get("/api/v1/labels").status_code == 401
+
+
+def test_a_revoked_key_gets_401(api_key, api_client):
+    assert api_client.get("/api/v1/labels").status_code == 200
+    revoke_api_keys(ApiKey.objects.all())
+    assert api_client.get("/api/v1/labels").status_code == 401
+
+
+def test_the_api_does_not_redirect_to_the_login_page(api_key):
+    assert Client().get(PROFILE_URL).status_code == 401
+
+
+def test_a_key_limited_to_other_channels_gets_403(console, messenger, make_subscriber):
+    make_subscriber(foreign_id="psid-1")
+    _key, full_key = create_api_key("Console bot", channels=[console])
+    client = _client(full_key)
+
+    response = client.get(PROFILE_URL)
+    assert response.status_code == 403
+    assert response.json() == {"detail": "This API key may not be used for the channel “messenger”."}
+    assert client.put(PROFILE_URL, {}, content_type="application/json").status_code == 403
+    assert client.post(f"{PROFILE_URL}/labels", {}, content_type="application/json").status_code == 403
+    assert client.get("/api/v1/subscribers", {"channel": "messenger"}).status_code == 403
+
+
+def test_a_key_limited_to_a_channel_may_use_it(console, make_subscriber):
+    make_subscriber(channel=console, foreign_id="c-1")
+    _key, full_key = create_api_key("Console bot", channels=[console])
+    assert _client(full_key).get("/api/v1/channels/console/subscribers/c-1").status_code == 200
+
+
+def test_a_limited_key_lists_only_its_channels_subscribers(console, make_subscriber):
+    make_subscriber(foreign_id="m-1")
+    make_subscriber(channel=console, foreign_id="c-1")
+    _key, full_key = create_api_key("Console bot", channels=[console])
+    items = _client(full_key).get("/api/v1/subscribers").json()["items"]
+    assert [item["foreign_id"] for item in items] == ["c-1"]
+
+
+def test_an_unknown_channel_gets_404(api_client):
+    response = api_client.get("/api/v1/channels/telegram/subscribers/x")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "There is no channel called “telegram”."}
+
+
+def test_it_records_when_a_key_was_last_used_to_the_minute(api_key, api_client):
+    assert api_key.last_used_at is None
+    api_client.get("/api/v1/labels")
+    first_use = ApiKey.objects.get().last_used_at
+    assert first_use is not None
+
+    api_client.get("/api/v1/labels")
+    assert ApiKey.objects.get().last_used_at == first_use
+
+    ApiKey.objects.update(last_used_at=timezone.now() - timedelta(minutes=2))
+    api_client.get("/api/v1/labels")
+    assert ApiKey.objects.get().last_used_at > first_use
+
+
+def test_too_many_requests_get_429_with_retry_after(api_key, api_client):
+    ApiKey.objects.update(rate_limit_per_minute=3)
+    statuses = [api_client.get("/api/v1/labels").status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    response = api_client.get("/api/v1/labels")
+    assert 1 <= int(response["Retry-After"]) <= 60
+
+
+def test_the_rate_limit_is_per_key(api_key, api_client):
+    ApiKey.objects.update(rate_limit_per_minute=1)
+    _other, other_key = create_api_key("Other bot")
+    assert api_client.get("/api/v1/labels").status_code == 200
+    assert api_client.get("/api/v1/labels").status_code == 429
+    assert _client(other_key).get("/api/v1/labels").status_code == 200
+
+
+def test_an_oversized_body_gets_413_unread(api_client, messenger):
+    body = '{"first_name": "' + "x" * 70_000 + '"}'
+    response = api_client.put(PROFILE_URL, body, content_type="application/json")
+    assert response.status_code == 413
+    assert response.json() == {"detail": "The request body is larger than 64 KB."}
+    assert not messenger.subscribers.exists()

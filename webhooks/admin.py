@@ -1,0 +1,64 @@
+from django import forms
+from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
+
+from webhooks.models import Delivery, DeliveryStatus, Endpoint, Event
+from webhooks.tasks import deliver
+
+
+class EndpointForm(forms.ModelForm):
+    events = forms.MultipleChoiceField(
+        label=_("events"), choices=Event.choices, widget=forms.CheckboxSelectMultiple, required=True
+    )
+
+    class Meta:
+        model = Endpoint
+        fields = ["url", "description", "secret", "events", "is_active"]
+
+
+@admin.register(Endpoint)
+class EndpointAdmin(admin.ModelAdmin):
+    form = EndpointForm
+    list_display = ["url", "description", "event_list", "is_active", "created_at"]
+    list_filter = ["is_active"]
+    search_fields = ["url", "description"]
+
+    @admin.display(description=_("events"))
+    def event_list(self, endpoint):
+        return ", ".join(endpoint.events)
+
+
+@admin.action(description=_("Retry the selected failed deliveries now"))
+def retry_deliveries(modeladmin, request, queryset):
+    failed = list(queryset.filter(status=DeliveryStatus.FAILED).values_list("pk", flat=True))
+    Delivery.objects.filter(pk__in=failed).update(status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=None)
+    for pk in failed:
+        deliver.enqueue(pk)
+    modeladmin.message_user(request, _("%(count)d deliveries queued again.") % {"count": len(failed)})
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "event", "endpoint", "status", "attempts", "response_status", "next_attempt_at"]
+    list_filter = ["status", "event", "endpoint"]
+    list_select_related = ["endpoint"]
+    readonly_fields = [
+        "endpoint",
+        "event",
+        "status",
+        "attempts",
+        "response_status",
+        "last_error",
+        "next_attempt_at",
+        "created_at",
+        "delivered_at",
+        "body",
+    ]
+    actions = [retry_deliveries]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
