@@ -7,56 +7,172 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('labels', '0001_initial'),
-        ('subscribers', '0002_standard_channels_and_groups'),
+        ("labels", "0001_initial"),
+        ("subscribers", "0002_standard_channels_and_groups"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='LabelOperation',
+            name="LabelOperation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('add', 'Add labels'), ('remove', 'Remove labels')], max_length=10, verbose_name='kind')),
-                ('source', models.CharField(choices=[('app', 'Manage labels dialog'), ('bulk', 'Bulk action'), ('admin', 'Administration'), ('api', 'API'), ('import', 'Import')], max_length=10, verbose_name='source')),
-                ('status', models.CharField(choices=[('pending', 'Waiting'), ('running', 'Running'), ('done', 'Done'), ('failed', 'Failed')], default='pending', max_length=10, verbose_name='status')),
-                ('label_names', models.JSONField(default=list, help_text='As they were when it ran.', verbose_name='label names')),
-                ('filters', models.JSONField(blank=True, default=dict, verbose_name='filters')),
-                ('selected_count', models.PositiveIntegerField(blank=True, null=True, verbose_name='selected subscribers')),
-                ('changed_count', models.PositiveIntegerField(blank=True, null=True, verbose_name='assignments changed')),
-                ('error', models.TextField(blank=True, verbose_name='error')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='requested')),
-                ('started_at', models.DateTimeField(blank=True, null=True, verbose_name='started')),
-                ('finished_at', models.DateTimeField(blank=True, null=True, verbose_name='finished')),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='by')),
-                ('labels', models.ManyToManyField(related_name='+', to='labels.label', verbose_name='labels')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("add", "Add labels"), ("remove", "Remove labels")], max_length=10, verbose_name="kind"
+                    ),
+                ),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("app", "Manage labels dialog"),
+                            ("bulk", "Bulk action"),
+                            ("admin", "Administration"),
+                            ("api", "API"),
+                            ("import", "Import"),
+                        ],
+                        max_length=10,
+                        verbose_name="source",
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Waiting"),
+                            ("running", "Running"),
+                            ("done", "Done"),
+                            ("failed", "Failed"),
+                        ],
+                        default="pending",
+                        max_length=10,
+                        verbose_name="status",
+                    ),
+                ),
+                (
+                    "label_names",
+                    models.JSONField(default=list, help_text="As they were when it ran.", verbose_name="label names"),
+                ),
+                ("filters", models.JSONField(blank=True, default=dict, verbose_name="filters")),
+                (
+                    "selected_count",
+                    models.PositiveIntegerField(blank=True, null=True, verbose_name="selected subscribers"),
+                ),
+                (
+                    "changed_count",
+                    models.PositiveIntegerField(blank=True, null=True, verbose_name="assignments changed"),
+                ),
+                ("error", models.TextField(blank=True, verbose_name="error")),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now, verbose_name="requested")),
+                ("started_at", models.DateTimeField(blank=True, null=True, verbose_name="started")),
+                ("finished_at", models.DateTimeField(blank=True, null=True, verbose_name="finished")),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="by",
+                    ),
+                ),
+                ("labels", models.ManyToManyField(related_name="+", to="labels.label", verbose_name="labels")),
             ],
             options={
-                'verbose_name': 'bulk label operation',
-                'verbose_name_plural': 'bulk label operations',
-                'ordering': ['-created_at', '-pk'],
+                "verbose_name": "bulk label operation",
+                "verbose_name_plural": "bulk label operations",
+                "ordering": ["-created_at", "-pk"],
             },
         ),
         migrations.CreateModel(
-            name='LabelChange',
+            name="LabelChange",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('label_name', models.CharField(max_length=64, verbose_name='label')),
-                ('action', models.CharField(choices=[('added', 'Added'), ('removed', 'Removed')], max_length=10, verbose_name='change')),
-                ('source', models.CharField(choices=[('app', 'Manage labels dialog'), ('bulk', 'Bulk action'), ('admin', 'Administration'), ('api', 'API'), ('import', 'Import')], max_length=10, verbose_name='source')),
-                ('changed_at', models.DateTimeField(verbose_name='when')),
-                ('changed_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='by')),
-                ('label', models.ForeignKey(db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='labels.label')),
-                ('subscriber', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='label_changes', to='subscribers.subscriber')),
-                ('operation', models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='changes', to='subscribers.labeloperation')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("label_name", models.CharField(max_length=64, verbose_name="label")),
+                (
+                    "action",
+                    models.CharField(
+                        choices=[("added", "Added"), ("removed", "Removed")], max_length=10, verbose_name="change"
+                    ),
+                ),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("app", "Manage labels dialog"),
+                            ("bulk", "Bulk action"),
+                            ("admin", "Administration"),
+                            ("api", "API"),
+                            ("import", "Import"),
+                        ],
+                        max_length=10,
+                        verbose_name="source",
+                    ),
+                ),
+                ("changed_at", models.DateTimeField(verbose_name="when")),
+                (
+                    "changed_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="by",
+                    ),
+                ),
+                (
+                    "label",
+                    models.ForeignKey(
+                        db_index=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="labels.label",
+                    ),
+                ),
+                (
+                    "subscriber",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="label_changes",
+                        to="subscribers.subscriber",
+                    ),
+                ),
+                (
+                    "operation",
+                    models.ForeignKey(
+                        blank=True,
+                        db_index=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="changes",
+                        to="subscribers.labeloperation",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'label change',
-                'verbose_name_plural': 'label changes',
-                'indexes': [models.Index(fields=['subscriber', 'changed_at'], name='label_change_by_subscriber'), models.Index(fields=['label'], name='label_change_by_label'), models.Index(condition=models.Q(('operation__isnull', False)), fields=['operation'], name='label_change_by_operation')],
-                'constraints': [models.CheckConstraint(condition=models.Q(('action__in', ['added', 'removed'])), name='label_change_action_valid')],
+                "verbose_name": "label change",
+                "verbose_name_plural": "label changes",
+                "indexes": [
+                    models.Index(fields=["subscriber", "changed_at"], name="label_change_by_subscriber"),
+                    models.Index(fields=["label"], name="label_change_by_label"),
+                    models.Index(
+                        condition=models.Q(("operation__isnull", False)),
+                        fields=["operation"],
+                        name="label_change_by_operation",
+                    ),
+                ],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("action__in", ["added", "removed"])), name="label_change_action_valid"
+                    )
+                ],
             },
         ),
     ]
