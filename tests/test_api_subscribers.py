@@ -1,0 +1,172 @@
+import json
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from subscribers.models import Subscriber, SubscriberLabel
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/channels/messenger/subscribers/psid-42"
+PROFILE = {
+    "first_name": "Ada",
+    "last_name": "Lovelace",
+    "gender": "female",
+    "locale": "en-GB",
+    "timezone": "Europe/London",
+    "country": "GB",
+    "avatar_url": "https://example.com/ada.png",
+}
+LONG_AGO = timezone.now() - timedelta(days=30)
+
+
+def _put(client, body, url=URL):
+    return client.put(url, json.dumps(body), content_type="application/json")
+
+
+def test_first_contact_creates_the_subscriber(api_client, messenger):
+    response = _put(api_client, PROFILE)
+
+    assert response.status_code == 201
+    subscriber = Subscriber.objects.get()
+    assert (subscriber.channel, subscriber.foreign_id) == (messenger, "psid-42")
+    assert subscriber.created_at == subscriber.updated_at == subscriber.last_seen_at
+    body = response.json()
+    assert {key: body[key] for key in PROFILE} == PROFILE
+    assert body["labels"] == []
+
+
+def test_the_same_profile_twice_keeps_one_row_and_updated_at(api_client):
+    _put(api_client, PROFILE)
+    first = Subscriber.objects.get()
+
+    response = _put(api_client, PROFILE)
+
+    assert response.status_code == 200
+    assert Subscriber.objects.count() == 1
+    again = Subscriber.objects.get()
+    assert again.updated_at == first.updated_at
+    assert again.last_seen_at > first.last_seen_at
+
+
+def test_a_changed_field_moves_updated_at_and_keeps_the_fields_not_sent(api_client, make_subscriber):
+    make_subscriber(foreign_id="psid-42", first_name="Ada", last_name="Byron", updated_at=LONG_AGO)
+
+    response = _put(api_client, {"last_name": "Lovelace"})
+
+    assert response.status_code == 200
+    subscriber = Subscriber.objects.get()
+    assert (subscriber.first_name, subscriber.last_name) == ("Ada", "Lovelace")
+    assert subscriber.updated_at > LONG_AGO
+
+
+def test_it_accepts_messenger_locales_and_numeric_offsets(api_client):
+    response = _put(api_client, {"locale": "fr_CA", "timezone": -5.5})
+
+    assert response.status_code == 201
+    subscriber = Subscriber.objects.get()
+    assert (subscriber.locale, subscriber.timezone) == ("fr-CA", "-5.5")
+
+
+def test_markup_in_names_is_stored_as_text(api_client):
+    _put(api_client, {"first_name": "<script>alert(1)</script>"})
+    assert Subscriber.objects.get().first_name == "<script>alert(1)</script>"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("locale", "english!", "“english!” is not a BCP 47 language tag such as en-US or fr."),
+        ("gender", "robot", "Value 'robot' is not a valid choice."),
+        ("timezone", "Mars/Olympus", "“Mars/Olympus” is neither a UTC offset in hours"),
+        ("country", "XX", "Value 'XX' is not a valid choice."),
+        ("avatar_url", "not a url", "Enter a valid URL."),
+        ("first_name", "x" * 256, "String should have at most 255 characters"),
+        ("first_name", 12, "Input should be a valid string"),
+        ("nickname", "Ada", "Extra inputs are not permitted"),
+    ],
+)
+def test_bad_profile_fields_get_422_per_field_and_store_nothing(api_client, field, value, message):
+    response = _put(api_client, {**PROFILE, field: value})
+
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"][-1] == field
+    assert error["msg"].startswith(message)
+    assert not Subscriber.objects.exists()
+
+
+def test_several_bad_fields_are_all_reported(api_client):
+    response = _put(api_client, {"locale": "??", "gender": "robot"})
+    assert sorted(error["loc"][-1] for error in response.json()["detail"]) == ["gender", "locale"]
+
+
+def test_a_body_that_is_not_json_gets_an_error_not_a_500(api_client):
+    response = api_client.put(URL, "{not json", content_type="application/json")
+    assert response.status_code in {400, 422}
+
+
+def test_a_too_long_foreign_id_gets_422(api_client):
+    response = _put(api_client, PROFILE, url=f"/api/v1/channels/messenger/subscribers/{'x' * 256}")
+    assert response.status_code == 422
+    assert not Subscriber.objects.exists()
+
+
+def test_get_returns_the_profile_and_labels(api_client, make_subscriber, make_label):
+    subscriber = make_subscriber(foreign_id="psid-42", first_name="Ada")
+    subscriber.labels.add(make_label("VIP customer", name="vip"), make_label("Active"))
+
+    response = api_client.get(URL)
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["first_name"] == "Ada"
+    assert body["channel"] == "messenger"
+    assert body["labels"] == [{"name": "active", "title": "Active"}, {"name": "vip", "title": "VIP customer"}]
+
+
+def test_get_an_unknown_subscriber_gets_404(api_client, messenger):
+    assert api_client.get(URL).status_code == 404
+
+
+def test_post_labels_adds_and_removes_by_name(api_client, make_subscriber, make_label):
+    subscriber = make_subscriber(foreign_id="psid-42", updated_at=LONG_AGO)
+    vip, active, churned = make_label("VIP", name="vip"), make_label("Active"), make_label("Churned")
+    subscriber.labels.add(churned)
+
+    response = api_client.post(f"{URL}/labels", {"add": ["vip", "active"], "remove": ["churned"]}, "application/json")
+
+    assert response.status_code == 200
+    assert [label["name"] for label in response.json()["labels"]] == ["active", "vip"]
+    assert set(subscriber.labels.all()) == {vip, active}
+    subscriber.refresh_from_db()
+    assert subscriber.updated_at > LONG_AGO
+
+
+def test_post_labels_with_unknown_names_gets_400_and_changes_nothing(api_client, make_subscriber, make_label):
+    subscriber = make_subscriber(foreign_id="psid-42")
+    make_label("VIP", name="vip")
+
+    response = api_client.post(f"{URL}/labels", {"add": ["vip", "gold", "<b>x</b>"], "remove": []}, "application/json")
+
+    assert response.status_code == 400
+    assert response.json() == {"detail": "No labels are called <b>x</b>, gold.", "unknown": ["<b>x</b>", "gold"]}
+    assert not SubscriberLabel.objects.filter(subscriber=subscriber).exists()
+
+
+def test_post_labels_for_an_unknown_subscriber_gets_404(api_client, messenger):
+    assert api_client.post(f"{URL}/labels", {"add": []}, "application/json").status_code == 404
+
+
+def test_post_labels_goes_through_the_label_actions(api_client, make_subscriber, make_label, monkeypatch):
+    from subscribers import actions
+
+    calls = []
+    monkeypatch.setattr(actions, "change_labels", lambda subscriber, **kwargs: calls.append(kwargs) or (0, 0))
+    make_subscriber(foreign_id="psid-42")
+    vip = make_label("VIP", name="vip")
+
+    api_client.post(f"{URL}/labels", {"add": ["vip"]}, "application/json")
+
+    assert calls == [{"add": [vip], "remove": []}]
