@@ -4,7 +4,7 @@ import pytest
 from django.utils import timezone
 
 from subscribers.actions import add_labels, change_labels, remove_labels
-from subscribers.models import Subscriber, SubscriberLabel
+from subscribers.models import LabelChange, LabelOperation, LabelSource, Subscriber, SubscriberLabel
 
 pytestmark = pytest.mark.django_db
 
@@ -77,9 +77,58 @@ def test_a_bulk_change_is_a_fixed_number_of_statements(make_subscriber, make_lab
     for _ in range(30):
         make_subscriber()
     labels = [make_label(f"Label {n}") for n in range(3)]
-    # SAVEPOINT, UPDATE subscribers, INSERT .. SELECT, RELEASE
-    with django_assert_num_queries(4):
+    # SAVEPOINT, UPDATE subscribers, INSERT history .. SELECT, INSERT assignments .. SELECT, RELEASE
+    with django_assert_num_queries(5):
         assert add_labels(Subscriber.objects.filter(first_name__startswith="First"), labels) == 90
-    # SAVEPOINT, UPDATE subscribers, DELETE assignments, RELEASE
-    with django_assert_num_queries(4):
+    # SAVEPOINT, UPDATE subscribers, INSERT history .. SELECT, DELETE assignments, RELEASE
+    with django_assert_num_queries(5):
         assert remove_labels(Subscriber.objects.all(), labels[:2]) == 60
+
+
+def _history(subscriber):
+    return list(
+        LabelChange.objects.filter(subscriber=subscriber)
+        .order_by("pk")
+        .values_list("label_name", "action", "source", "changed_by__username")
+    )
+
+
+def test_each_real_change_is_recorded_once(people, make_label, operator):
+    vip, active = make_label("VIP"), make_label("Active")
+    add_labels(Subscriber.objects.filter(pk=people[0].pk), [vip], by=operator, source=LabelSource.ADMIN)
+    add_labels(Subscriber.objects.filter(pk__in=[people[0].pk, people[1].pk]), [vip, active], source=LabelSource.API)
+    remove_labels(Subscriber.objects.all(), [vip], by=operator, source=LabelSource.BULK)
+
+    assert _history(people[0]) == [
+        ("vip", "added", "admin", "olivia"),
+        ("active", "added", "api", None),
+        ("vip", "removed", "bulk", "olivia"),
+    ]
+    assert _history(people[1]) == [
+        ("vip", "added", "api", None),
+        ("active", "added", "api", None),
+        ("vip", "removed", "bulk", "olivia"),
+    ]
+    assert _history(people[2]) == []
+
+
+def test_the_modal_records_its_changes_as_the_app(people, make_label, operator):
+    vip, active = make_label("VIP"), make_label("Active")
+    SubscriberLabel.objects.create(subscriber=people[0], label=vip)
+    change_labels(people[0], add=[active], remove=[vip], by=operator)
+    assert _history(people[0]) == [("active", "added", "app", "olivia"), ("vip", "removed", "app", "olivia")]
+
+
+def test_history_rows_belong_to_their_bulk_operation(people, make_label, operator):
+    vip = make_label("VIP")
+    operation = LabelOperation.objects.create(kind="add", source=LabelSource.BULK, created_by=operator)
+    add_labels(Subscriber.objects.all(), [vip], by=operator, source=LabelSource.BULK, operation=operation)
+    assert operation.changes.count() == 4
+
+
+def test_history_outlives_a_deleted_label(people, make_label):
+    vip = make_label("VIP")
+    add_labels(Subscriber.objects.filter(pk=people[0].pk), [vip])
+    vip.delete()
+    change = LabelChange.objects.get()
+    assert (change.label, change.label_name) == (None, "vip")
