@@ -5,4 +5,7 @@ from subscribers import views
 app_name = "subscribers"
 urlpatterns = [
     path("", views.subscriber_list, name="list"),
+    path("<int:pk>/", views.subscriber_detail, name="detail"),
+    path("<int:pk>/row/", views.subscriber_row, name="row"),
+    path("<int:pk>/labels/", views.manage_labels, name="labels"),
 ]

@@ -1,0 +1,111 @@
+// Subscriber pages: the "Manage labels" dialog, filter boxes over label lists, tidy filter URLs.
+// Loaded with the CSP nonce; every feature here also works as plain links and forms without it.
+"use strict";
+
+(() => {
+  if (window.hexasubsSubscribers) return;
+  window.hexasubsSubscribers = true;
+
+  let returnFocusTo = null; // id of the button that opened the dialog: the row may be replaced meanwhile
+
+  function restoreFocus() {
+    const button = returnFocusTo && document.getElementById(returnFocusTo);
+    if (button) {
+      button.focus();
+      returnFocusTo = null;
+    }
+  }
+
+  document.addEventListener("htmx:beforeRequest", (event) => {
+    if (event.detail.target && event.detail.target.id === "modal-root" && event.detail.elt.id) {
+      returnFocusTo = event.detail.elt.id;
+    }
+  });
+
+  // The dialog explains refusals (403), vanished subscribers (404) and invalid choices (422) itself.
+  document.addEventListener("htmx:beforeSwap", (event) => {
+    const inDialog = event.detail.target && event.detail.target.closest("#modal-root");
+    if (inDialog && [403, 404, 422].includes(event.detail.xhr.status)) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
+
+  document.addEventListener("htmx:afterSwap", (event) => {
+    if (event.detail.target.id !== "modal-root") return;
+    const dialog = event.detail.target.querySelector("[data-hexasubs-modal]");
+    if (!dialog) return;
+    dialog.addEventListener("shown.bs.modal", () => {
+      const first = dialog.querySelector("[data-filter-list]:not([hidden]), .form-check-input, .btn");
+      if (first) first.focus();
+    });
+    dialog.addEventListener("hidden.bs.modal", () => {
+      bootstrap.Modal.getInstance(dialog)?.dispose();
+      dialog.remove();
+      restoreFocus();
+    });
+    bootstrap.Modal.getOrCreateInstance(dialog).show();
+  });
+
+  document.addEventListener("htmx:afterSettle", () => {
+    if (!document.querySelector("#modal-root [data-hexasubs-modal]") && document.activeElement === document.body) {
+      restoreFocus();
+    }
+  });
+
+  document.addEventListener("labelsSaved", () => {
+    const dialog = document.querySelector("#modal-root [data-hexasubs-modal]");
+    if (dialog) bootstrap.Modal.getOrCreateInstance(dialog).hide();
+  });
+
+  // A search box over a list of checkboxes: `data-filter-list="#list"`, items carry `data-filter-text`.
+  function setUpFilterBoxes(root) {
+    root.querySelectorAll("[data-filter-list]").forEach((box) => {
+      box.hidden = false;
+      box.addEventListener("input", () => {
+        const list = document.querySelector(box.dataset.filterList);
+        const words = box.value.toLowerCase().trim().split(/\s+/).filter(Boolean);
+        let shown = 0;
+        list.querySelectorAll("[data-filter-text]").forEach((item) => {
+          const match = words.every((word) => item.dataset.filterText.includes(word));
+          item.hidden = !match;
+          if (match) shown += 1;
+        });
+        const empty = list.querySelector("[data-filter-empty]");
+        if (empty) empty.hidden = shown > 0;
+      });
+      // Enter in the box must not submit the form around it.
+      box.addEventListener("keydown", (event) => {
+        if (event.key === "Enter") event.preventDefault();
+      });
+    });
+  }
+  document.addEventListener("DOMContentLoaded", () => setUpFilterBoxes(document));
+  document.addEventListener("htmx:load", (event) => setUpFilterBoxes(event.detail.elt));
+
+  // Filter URLs carry only what is set, so they stay short enough to share.
+  document.addEventListener("formdata", (event) => {
+    if (!event.target.matches("[data-drop-empty]")) return;
+    const data = event.formData;
+    for (const key of new Set(data.keys())) {
+      const values = data.getAll(key).filter((value) => value !== "");
+      data.delete(key);
+      const isDefault = key === "label_mode" && values.length === 1 && values[0] === "any";
+      if (!isDefault) values.forEach((value) => data.append(key, value));
+    }
+  });
+
+  // One filter menu open at a time; a click elsewhere closes it.
+  document.addEventListener("click", (event) => {
+    document.querySelectorAll("details.filter-menu[open]").forEach((menu) => {
+      if (!menu.contains(event.target)) menu.open = false;
+    });
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "Escape") return;
+    document.querySelectorAll("details.filter-menu[open]").forEach((menu) => {
+      menu.open = false;
+      menu.querySelector("summary").focus();
+    });
+  });
+})();

@@ -1,0 +1,160 @@
+import re
+from datetime import datetime, time, timedelta
+
+import django_filters
+from django import forms
+from django.core.exceptions import ValidationError
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from labels.models import Label
+from subscribers.forms import FlagInput, SubscriberFilterForm
+from subscribers.models import Channel, Gender, SubscriberLabel
+
+NOT_PROVIDED = "unknown"
+DATE = forms.DateInput({"type": "date"})
+LOCALE_PREFIX = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
+
+
+def _validate_locale_prefix(value):
+    if not LOCALE_PREFIX.match(value):
+        raise ValidationError(
+            _("“%(value)s” is not a locale: write a language such as en, or a locale such as en-US."),
+            params={"value": value},
+        )
+
+
+def _assignments():
+    return SubscriberLabel.objects.filter(subscriber=OuterRef("pk"))
+
+
+def _start_of(day):
+    return datetime.combine(day, time.min, tzinfo=timezone.get_current_timezone())
+
+
+class SubscriberFilter(django_filters.FilterSet):
+    """The filters of the subscriber table, each under its URL parameter name.
+
+    Label filters are `Exists` subqueries on the assignments, so a subscriber
+    with several matching labels still appears once, without DISTINCT.
+    """
+
+    q = django_filters.CharFilter(method="search", label=_("Search"))
+    channel = django_filters.ModelMultipleChoiceFilter(
+        queryset=Channel.objects.order_by("title", "pk"),
+        to_field_name="name",
+        method="in_channels",
+        label=_("Channel"),
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"invalid_choice": _("There is no channel named “%(value)s”.")},
+    )
+    gender = django_filters.ChoiceFilter(
+        choices=[*[(value, label) for value, label in Gender.choices if value], (NOT_PROVIDED, _("Not provided"))],
+        method="with_gender",
+        label=_("Gender"),
+        empty_label=_("Any gender"),
+        error_messages={"invalid_choice": _("“%(value)s” is not a gender choice.")},
+    )
+    locale = django_filters.CharFilter(
+        method="with_locale", label=_("Locale"), validators=[_validate_locale_prefix], max_length=35
+    )
+    label = django_filters.ModelMultipleChoiceFilter(
+        queryset=Label.objects.order_by("title", "pk"),
+        to_field_name="name",
+        method="applied_in_filter_queryset",
+        label=_("Labels"),
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"invalid_choice": _("There is no label named “%(value)s”; it may have been deleted.")},
+    )
+    label_mode = django_filters.ChoiceFilter(
+        choices=[("any", _("Any of these labels")), ("all", _("All of these labels")), ("none", _("None of these"))],
+        method="applied_in_filter_queryset",
+        label=_("Label mode"),
+        empty_label=None,
+        error_messages={"invalid_choice": _("The label mode can be any, all or none, not “%(value)s”.")},
+    )
+    no_labels = django_filters.ChoiceFilter(
+        choices=[("1", _("Without any label"))],
+        method="without_labels",
+        label=_("Without any label"),
+        widget=FlagInput,
+        error_messages={"invalid_choice": _("“No labels” is switched on with 1, not “%(value)s”.")},
+    )
+    created_after = django_filters.DateFilter(
+        method="on_or_after", field_name="created_at", label=_("Created from"), widget=DATE
+    )
+    created_before = django_filters.DateFilter(
+        method="on_or_before", field_name="created_at", label=_("Created until"), widget=DATE
+    )
+    updated_after = django_filters.DateFilter(
+        method="on_or_after", field_name="updated_at", label=_("Updated from"), widget=DATE
+    )
+    updated_before = django_filters.DateFilter(
+        method="on_or_before", field_name="updated_at", label=_("Updated until"), widget=DATE
+    )
+
+    class Meta:
+        form = SubscriberFilterForm
+        fields = []
+
+    @property
+    def is_filtered(self) -> bool:
+        """Whether any valid filter narrows the table."""
+        self.form.is_valid()
+        return any(value for name, value in self.form.cleaned_data.items() if name != "label_mode")
+
+    def problems(self) -> list[str]:
+        """Each invalid filter value as a sentence the operator can act on."""
+        return [
+            f"{self.form.fields[name].label}: {message}" if name != "__all__" else message
+            for name, messages in self.form.errors.items()
+            for message in messages
+        ]
+
+    def filter_queryset(self, queryset):
+        queryset = super().filter_queryset(queryset)
+        labels = self.form.cleaned_data.get("label")
+        if not labels:
+            return queryset
+        mode = self.form.cleaned_data.get("label_mode") or "any"
+        ids = [label.pk for label in labels]
+        if mode == "all":
+            for label_id in ids:
+                queryset = queryset.filter(Exists(_assignments().filter(label=label_id)))
+            return queryset
+        carrying = Exists(_assignments().filter(label__in=ids))
+        return queryset.filter(~carrying if mode == "none" else carrying)
+
+    def applied_in_filter_queryset(self, queryset, name, value):
+        return queryset
+
+    def search(self, queryset, name, value):
+        words = value.split()
+        if not words:
+            return queryset
+        # Every word must appear in the first or last name, so "ada lovelace" and "Lovelace Ada" both match.
+        by_name = Q()
+        for word in words:
+            by_name &= Q(first_name__icontains=word) | Q(last_name__icontains=word)
+        return queryset.filter(by_name | Q(foreign_id=value.strip()))
+
+    def in_channels(self, queryset, name, value):
+        return queryset.filter(channel__in=value) if value else queryset
+
+    def with_gender(self, queryset, name, value):
+        return queryset.filter(gender="" if value == NOT_PROVIDED else value)
+
+    def with_locale(self, queryset, name, value):
+        language, _dash, rest = value.partition("-")
+        tag = language.lower() + (f"-{rest.upper() if len(rest) == 2 else rest}" if rest else "")
+        return queryset.filter(Q(locale__iexact=tag) | Q(locale__istartswith=f"{tag}-"))
+
+    def without_labels(self, queryset, name, value):
+        return queryset.filter(~Exists(_assignments())) if value else queryset
+
+    def on_or_after(self, queryset, name, value):
+        return queryset.filter(**{f"{name}__gte": _start_of(value)})
+
+    def on_or_before(self, queryset, name, value):
+        return queryset.filter(**{f"{name}__lt": _start_of(value + timedelta(days=1))})

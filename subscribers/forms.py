@@ -1,0 +1,122 @@
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+from labels.models import Label
+
+PER_PAGE_CHOICES = [25, 50, 100]
+
+
+class FlagInput(forms.CheckboxInput):
+    """A checkbox sent as `name=1`; other values reach the field unchanged, so it can reject them."""
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs={**(attrs or {}), "value": "1"}, check_test=lambda value: value == "1")
+
+    def value_from_datadict(self, data, files, name):
+        return data.get(name, "")
+
+
+class SubscriberFilterForm(forms.Form):
+    """The form behind `SubscriberFilter`: checks that each date range runs forwards."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            widget = field.widget
+            if isinstance(widget, forms.CheckboxInput | forms.CheckboxSelectMultiple):
+                widget.attrs["class"] = "form-check-input"
+            elif isinstance(widget, forms.Select):
+                widget.attrs["class"] = "form-select"
+            else:
+                widget.attrs["class"] = "form-control form-control-sm"
+
+    def clean(self):
+        cleaned = super().clean()
+        for field, start, end in [
+            (_("Created"), "created_after", "created_before"),
+            (_("Updated"), "updated_after", "updated_before"),
+        ]:
+            if cleaned.get(start) and cleaned.get(end) and cleaned[start] > cleaned[end]:
+                self.add_error(
+                    end,
+                    _("%(field)s: the “from” date %(start)s comes after the “to” date %(end)s.")
+                    % {"field": field, "start": cleaned[start].isoformat(), "end": cleaned[end].isoformat()},
+                )
+        return cleaned
+
+
+class TableOptionsForm(forms.Form):
+    """The page number and page size of the subscriber table, read once from the URL."""
+
+    page = forms.CharField(required=False)
+    per_page = forms.TypedChoiceField(
+        choices=[(str(n), str(n)) for n in PER_PAGE_CHOICES],
+        coerce=int,
+        required=False,
+        empty_value=PER_PAGE_CHOICES[0],
+        error_messages={"invalid_choice": _("Rows per page can be 25, 50 or 100, not “%(value)s”: showing 25.")},
+    )
+
+    def clean_page(self):
+        value = self.cleaned_data["page"].strip()
+        if not value:
+            return 1
+        if not value.isdigit() or int(value) < 1:
+            raise ValidationError(
+                _("There is no page “%(value)s”: pages are numbered from 1. Showing page 1."),
+                params={"value": value},
+            )
+        return int(value)
+
+    @property
+    def page_number(self) -> int:
+        self.is_valid()
+        return self.cleaned_data.get("page", 1)
+
+    @property
+    def rows_per_page(self) -> int:
+        self.is_valid()
+        return self.cleaned_data.get("per_page", PER_PAGE_CHOICES[0])
+
+
+class LabelIdsField(forms.Field):
+    """The ids of the labels the dialog showed as chosen; deleted ones are fine here."""
+
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value):
+        try:
+            return {int(item) for item in value or []}
+        except (TypeError, ValueError):
+            raise ValidationError(_("The form was damaged. Close the dialog, open it again and retry.")) from None
+
+
+class SubscriberLabelsForm(forms.Form):
+    """One operator's choice of labels for one subscriber.
+
+    `labels_before` carries the labels the dialog showed as chosen, so saving
+    applies only this operator's additions and removals: a label another
+    operator added or removed meanwhile is left as they made it.
+    """
+
+    labels = forms.ModelMultipleChoiceField(
+        queryset=Label.objects.order_by("title", "pk"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label=_("Labels"),
+        error_messages={
+            "invalid_choice": _(
+                "A label you chose no longer exists (it was probably deleted meanwhile). "
+                "The list below shows the current labels; nothing was saved."
+            ),
+            "invalid_pk_value": _("“%(pk)s” is not a label. Nothing was saved."),
+        },
+    )
+    labels_before = LabelIdsField(required=False)
+
+    def changes(self) -> tuple[set[int], set[int]]:
+        """(label ids to add, label ids to remove), as this operator changed them."""
+        chosen = {label.pk for label in self.cleaned_data["labels"]}
+        before = self.cleaned_data["labels_before"]
+        return chosen - before, before - chosen
