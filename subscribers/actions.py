@@ -13,7 +13,14 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from labels.models import Label
-from subscribers.models import LabelChange, LabelChangeAction, LabelSource, Subscriber, SubscriberLabel
+from subscribers.models import (
+    LabelChange,
+    LabelChangeAction,
+    LabelOperation,
+    LabelSource,
+    Subscriber,
+    SubscriberLabel,
+)
 from subscribers.signals import labels_changed
 
 
@@ -165,3 +172,45 @@ def change_labels(
         add_labels(one, add, by=by, source=source, now=now),
         remove_labels(one, remove, by=by, source=source, now=now),
     )
+
+
+def run_label_operation(operation: LabelOperation, subscribers: QuerySet) -> LabelOperation:
+    """Carry out a bulk label operation on `subscribers`, recording counts and timing on it.
+
+    Everything happens in one transaction: a failure leaves no assignment and
+    no history behind, and the operation is marked failed with the reason.
+    """
+    labels = list(operation.labels.all())
+    change = add_labels if operation.kind == LabelOperation.Kind.ADD else remove_labels
+    operation.status = LabelOperation.Status.RUNNING
+    operation.started_at = timezone.now()
+    operation.save(update_fields=["status", "started_at"])
+    try:
+        with transaction.atomic():
+            operation.selected_count = subscribers.count()
+            operation.changed_count = change(
+                subscribers, labels, by=operation.created_by, source=operation.source, operation=operation
+            )
+    except Exception as error:
+        operation.status = LabelOperation.Status.FAILED
+        operation.error = str(error)
+        operation.finished_at = timezone.now()
+        operation.save(update_fields=["status", "error", "finished_at"])
+        raise
+    operation.status = LabelOperation.Status.DONE
+    operation.finished_at = timezone.now()
+    operation.save(update_fields=["status", "selected_count", "changed_count", "finished_at"])
+    return operation
+
+
+def start_label_operation(kind: str, labels: list[Label], *, by, source: str, filters: dict) -> LabelOperation:
+    """Record a bulk label operation before it runs, with the labels as they are named now."""
+    operation = LabelOperation.objects.create(
+        kind=kind,
+        source=source,
+        label_names=[label.name for label in labels],
+        filters=filters,
+        created_by=by,
+    )
+    operation.labels.set(labels)
+    return operation

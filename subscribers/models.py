@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.contrib.humanize.templatetags.humanize import intcomma
 from django.db import models
 from django.utils.timezone import now
 from django.utils.translation import gettext_lazy as _
@@ -184,6 +185,31 @@ class LabelOperation(models.Model):
         if self.started_at and self.finished_at:
             return self.finished_at - self.started_at
         return None
+
+    @property
+    def quoted_labels(self) -> str:
+        """The labels' titles, or the stored names of labels deleted since."""
+        titles = [label.title for label in self.labels.all()] or self.label_names
+        return ", ".join(f"'{title}'" for title in titles)
+
+    def summary(self) -> str:
+        """What the operation did, in the words shown to the operator."""
+        changed, selected = self.changed_count or 0, self.selected_count or 0
+        params = {"labels": self.quoted_labels, "changed": intcomma(changed), "selected": intcomma(selected)}
+        if len(self.label_names) == 1:
+            unchanged = intcomma(selected - changed)
+            if self.kind == self.Kind.ADD:
+                return _("Added %(labels)s to %(changed)s subscribers (%(unchanged)s already had it).") % {
+                    **params,
+                    "unchanged": unchanged,
+                }
+            return _("Removed %(labels)s from %(changed)s subscribers (%(unchanged)s did not have it).") % {
+                **params,
+                "unchanged": unchanged,
+            }
+        if self.kind == self.Kind.ADD:
+            return _("Added %(labels)s: %(changed)s new assignments on %(selected)s selected subscribers.") % params
+        return _("Removed %(labels)s: %(changed)s assignments removed from %(selected)s selected subscribers.") % params
 
 
 class LabelChangeAction(models.TextChoices):
