@@ -1,5 +1,6 @@
+import re
+
 from django import forms
-from django.core.validators import RegexValidator
 from django.utils.translation import gettext_lazy as _
 
 from labels.models import Label
@@ -21,9 +22,6 @@ class LabelForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["name"].required = False
-        self.fields["name"].validators.append(
-            RegexValidator(NAME_PATTERN, _("Use only lowercase letters, digits and _ (at most 64)."))
-        )
         if not self.instance.pk:
             self.fields["name"].help_text = _("Leave blank to generate it from the title.")
 
@@ -36,6 +34,12 @@ class LabelForm(forms.ModelForm):
 
     def clean_name(self):
         name = self.cleaned_data["name"].strip()
+        if name and not re.fullmatch(NAME_PATTERN, name):
+            raise forms.ValidationError(
+                _("Use only lowercase letters, digits and _ (at most 64). “%(suggestion)s” would do."),
+                code="invalid_name",
+                params={"suggestion": Label.objects.free_name(name, exclude_pk=self.instance.pk)},
+            )
         if name and Label.objects.filter(name=name).exclude(pk=self.instance.pk).exists():
             suggestion = Label.objects.free_name(name, exclude_pk=self.instance.pk)
             raise forms.ValidationError(

@@ -5,4 +5,8 @@ from labels import views
 app_name = "labels"
 urlpatterns = [
     path("", views.label_list, name="list"),
+    path("add/", views.label_add, name="add"),
+    path("name/", views.label_name, name="name"),
+    path("<int:pk>/edit/", views.label_edit, name="edit"),
+    path("<int:pk>/delete/", views.label_delete, name="delete"),
 ]

@@ -1,10 +1,136 @@
+from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
-from django.shortcuts import render
+from django.contrib.auth.mixins import PermissionRequiredMixin
+from django.contrib.humanize.templatetags.humanize import intcomma
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+from django.views.decorators.http import require_GET
+from django_filters.views import FilterView
+from django_htmx.http import trigger_client_event
+from django_tables2 import SingleTableMixin
 
+from labels.actions import create_label, delete_label, update_label
+from labels.filters import LabelFilter
+from labels.forms import LabelForm
 from labels.models import Label
+from labels.tables import LabelTable
+
+PAGE = "labels/list.html"
 
 
-@permission_required("labels.view_label", raise_exception=True)
-def label_list(request):
-    labels = Label.objects.with_subscriber_counts().order_by("title", "pk")
-    return render(request, "labels/list.html", {"labels": labels})
+class LabelListView(PermissionRequiredMixin, SingleTableMixin, FilterView):
+    permission_required = "labels.view_label"
+    raise_exception = True
+    table_class = LabelTable
+    filterset_class = LabelFilter
+    table_pagination = {"per_page": 50}
+    template_name = PAGE
+
+    def get_queryset(self):
+        return Label.objects.all()
+
+    def get_table_kwargs(self):
+        user = self.request.user
+        return {"can_change": user.has_perm("labels.change_label"), "can_delete": user.has_perm("labels.delete_label")}
+
+    def get_table(self, **kwargs):
+        table = super().get_table(**kwargs)
+        if not self.request.GET.get("q"):
+            table.empty_text = _("No labels yet.")
+        return table
+
+    def get_template_names(self):
+        if self.request.htmx and self.request.htmx.target == "labels-table":
+            return [f"{PAGE}#table"]
+        return [PAGE]
+
+
+label_list = LabelListView.as_view()
+
+
+@permission_required("labels.add_label", raise_exception=True)
+def label_add(request):
+    form = LabelForm(request.POST or None)
+    if request.method == "POST" and form.is_valid() and (label := create_label(form)):
+        return _done(request, _("Label “%(title)s” created.") % {"title": label.title})
+    context = {"form": form, "auto_name": request.POST.get("auto_name", "")}
+    return _dialog(request, "label_form", context, title=_("Add a label"))
+
+
+@permission_required("labels.change_label", raise_exception=True)
+def label_edit(request, pk):
+    label = get_object_or_404(Label, pk=pk)
+    stored_name = label.name
+    if request.method == "POST" and "regenerate_name" in request.POST:
+        # Only fills in the field: nothing is saved until the operator submits.
+        data = request.POST.copy()
+        if data.get("title", "").strip():
+            data["name"] = Label.objects.free_name(data["title"], exclude_pk=label.pk)
+        form = LabelForm(data, instance=label)
+        return _dialog(request, "label_form", {"form": form, "stored_name": stored_name}, title=_("Edit a label"))
+    form = LabelForm(request.POST or None, instance=label)
+    if request.method == "POST" and form.is_valid() and (label := update_label(form)):
+        return _done(request, _("Label “%(title)s” saved.") % {"title": label.title})
+    return _dialog(request, "label_form", {"form": form, "stored_name": stored_name}, title=_("Edit a label"))
+
+
+@permission_required("labels.delete_label", raise_exception=True)
+def label_delete(request, pk):
+    label = get_object_or_404(Label, pk=pk)
+    if request.method == "POST":
+        lost = delete_label(label)
+        message = ngettext(
+            "Label “%(title)s” deleted; %(count)s subscriber lost it.",
+            "Label “%(title)s” deleted; %(count)s subscribers lost it.",
+            lost,
+        ) % {"title": label.title, "count": intcomma(lost)}
+        return _done(request, message)
+    carriers = label.assignments.count()
+    if carriers:
+        effect = ngettext(
+            "%(count)s subscriber will lose this label.", "%(count)s subscribers will lose this label.", carriers
+        ) % {"count": intcomma(carriers)}
+    else:
+        effect = _("No subscriber carries it.")
+    context = {"label": label, "question": _("Delete “%(title)s”?") % {"title": label.title}, "effect": effect}
+    return _dialog(request, "delete_form", context, title=_("Delete a label"))
+
+
+@require_GET
+def label_name(request):
+    """The dialog's Name field: generated from the title while the operator has not typed a name of their own."""
+    if not (request.user.has_perm("labels.add_label") or request.user.has_perm("labels.change_label")):
+        raise PermissionDenied
+    pk = request.GET.get("label", "")
+    label = get_object_or_404(Label, pk=pk) if pk.isdigit() else Label()
+    data = request.GET.copy()
+    auto_name = data.get("auto_name", "")
+    if label.pk is None and data.get("name", "").strip() in ("", auto_name):
+        title = data.get("title", "").strip()
+        auto_name = data["name"] = Label.objects.free_name(title) if title else ""
+    form = LabelForm(data, instance=label)
+    return render(request, f"{PAGE}#name_field", {"form": form, "auto_name": auto_name, "stored_name": label.name})
+
+
+def _dialog(request, form_partial, context, *, title):
+    """A dialog's form: inside a modal for htmx, the form alone after an htmx POST, a plain page otherwise."""
+    context = {**context, "form_template": f"{PAGE}#{form_partial}", "dialog_title": title}
+    if not request.htmx:
+        return render(request, "labels/dialog_page.html", context)
+    if request.method == "POST":
+        return render(request, context["form_template"], context)
+    return render(request, f"{PAGE}#dialog", context)
+
+
+def _done(request, message):
+    """After a successful change: close the dialog, refresh the table and say what happened."""
+    if not request.htmx:
+        messages.success(request, message)
+        return redirect("labels:list")
+    response = HttpResponse(status=204)
+    trigger_client_event(response, "labelsChanged")
+    trigger_client_event(response, "closeModal")
+    return trigger_client_event(response, "showMessage", {"text": message, "level": "success"})

@@ -3,20 +3,21 @@ import pytest
 from labels.models import Label
 from labels.names import name_from_title, unique_name
 
+# Also checked through the Add dialog's name endpoint (tests/test_label_dialogs.py).
+TITLES_AND_NAMES = [
+    ("Intéressé par les produits", "interesse_par_les_produits"),
+    ("Besoin d'assistance client", "besoin_d_assistance_client"),
+    ("Utilisateurs actifs", "utilisateurs_actifs"),
+    ("Product interest", "product_interest"),
+    ("Straße", "strasse"),
+    ("Клиенты", "klienty"),
+    ("  VIP -- customers!  ", "vip_customers"),
+    ("2024 promo", "2024_promo"),
+    ("  ***  ", "label"),
+]
 
-@pytest.mark.parametrize(
-    ("title", "name"),
-    [
-        ("Intéressé par les produits", "interesse_par_les_produits"),
-        ("Besoin d'assistance client", "besoin_d_assistance_client"),
-        ("Utilisateurs actifs", "utilisateurs_actifs"),
-        ("Product interest", "product_interest"),
-        ("Straße", "strasse"),
-        ("Клиенты", "klienty"),
-        ("  VIP -- customers!  ", "vip_customers"),
-        ("2024 promo", "2024_promo"),
-    ],
-)
+
+@pytest.mark.parametrize(("title", "name"), TITLES_AND_NAMES)
 def test_it_makes_names_from_titles(title, name):
     assert name_from_title(title) == name
 

@@ -32,3 +32,30 @@ document.addEventListener("DOMContentLoaded", () => {
 
 // A view answers `HX-Trigger: {"showMessage": {"text": "...", "level": "success"}}`.
 document.addEventListener("showMessage", (event) => showToast(event.detail.text, event.detail.level));
+
+// Dialogs: a view renders a `.modal` into #modal-root (hx-target="#modal-root"); it opens at once and is
+// removed when closed. A view answers `HX-Trigger: {"closeModal": {}}` to close it after a successful save.
+function focusFirstField(container) {
+  const field = container.querySelector(".is-invalid, [autofocus]")
+    || container.querySelector(".modal-body input:not([type=hidden]), .modal-body textarea, .modal-body select, .modal-footer .btn-danger");
+  if (field) field.focus();
+}
+
+document.addEventListener("htmx:afterSwap", (event) => {
+  const target = event.detail.target;
+  if (target.id === "modal-root") {
+    const modal = target.querySelector(".modal");
+    if (!modal) return;
+    modal.addEventListener("shown.bs.modal", () => focusFirstField(modal), { once: true });
+    modal.addEventListener("hidden.bs.modal", () => modal.remove(), { once: true });
+    bootstrap.Modal.getOrCreateInstance(modal).show();
+  } else if (target.closest && target.closest(".modal.show") && target.matches("form")) {
+    // A form re-rendered with its errors: put the keyboard on the first field to fix.
+    const invalid = target.querySelector(".is-invalid");
+    if (invalid) invalid.focus();
+  }
+});
+
+document.addEventListener("closeModal", () => {
+  document.querySelectorAll("#modal-root .modal.show").forEach((modal) => bootstrap.Modal.getInstance(modal)?.hide());
+});

@@ -1,0 +1,106 @@
+from urllib.parse import urlencode
+
+import django_tables2 as tables
+from django.contrib.humanize.templatetags.humanize import intcomma
+from django.urls import reverse
+from django.utils.formats import date_format
+from django.utils.html import format_html, format_html_join
+from django.utils.timezone import localtime
+from django.utils.translation import gettext_lazy as _
+
+from labels.models import Label
+from labels.queries import subscriber_counts, with_subscriber_count
+
+
+class LabelTable(tables.Table):
+    """The Labels page's table.
+
+    Subscriber counts are fetched for the shown page only, in one query, unless
+    the table is sorted on them.
+    """
+
+    title = tables.Column(verbose_name=_("Title"), order_by=("title", "pk"))
+    name = tables.Column(verbose_name=_("Name"), order_by=("name", "pk"))
+    description = tables.Column(verbose_name=_("Description"), orderable=False, attrs={"td": {"class": "label-desc"}})
+    subscriber_count = tables.Column(
+        verbose_name=_("Subscribers"),
+        attrs={"th": {"class": "text-end"}, "td": {"class": "text-end"}},
+    )
+    # Plain columns: DateTimeColumn compiles a template for every cell.
+    created_at = tables.Column(
+        verbose_name=_("Created"), order_by=("created_at", "pk"), attrs={"td": {"class": "text-nowrap"}}
+    )
+    updated_at = tables.Column(
+        verbose_name=_("Updated"), order_by=("updated_at", "pk"), attrs={"td": {"class": "text-nowrap"}}
+    )
+    actions = tables.Column(
+        verbose_name=_("Actions"),
+        empty_values=(),
+        orderable=False,
+        attrs={"th": {"class": "text-end"}, "td": {"class": "text-end text-nowrap"}},
+    )
+
+    class Meta:
+        model = Label
+        fields = ["title", "name", "description", "subscriber_count", "created_at", "updated_at", "actions"]
+        order_by = ("title",)
+        empty_text = _("No labels match.")
+        attrs = {"class": "table table-hover align-middle mb-0", "id": "labels"}
+
+    def __init__(self, *args, can_change=False, can_delete=False, **kwargs):
+        self.can_change, self.can_delete = can_change, can_delete
+        if not (can_change or can_delete):
+            kwargs["exclude"] = ("actions",)
+        super().__init__(*args, **kwargs)
+
+    def order_subscriber_count(self, queryset, is_descending):
+        queryset = with_subscriber_count(queryset)
+        direction = "-" if is_descending else ""
+        return queryset.order_by(f"{direction}subscriber_count", f"{direction}pk"), True
+
+    def before_render(self, request):
+        labels = list(self.page.object_list.data)
+        if labels and not hasattr(labels[0], "subscriber_count"):
+            counts = subscriber_counts(label.pk for label in labels)
+            for label in labels:
+                label.subscriber_count = counts.get(label.pk, 0)
+
+    def render_title(self, record):
+        return format_html('<span class="{}">{}</span>', record.chip_class, record.title)
+
+    def render_name(self, value):
+        return format_html("<code>{}</code>", value)
+
+    def render_subscriber_count(self, record, value):
+        url = f"{reverse('subscribers:list')}?{urlencode({'label': record.name})}"
+        return format_html(
+            '<a href="{}" hx-boost="false" aria-label="{}">{}</a>',
+            url,
+            _("Subscribers with the label %(title)s") % {"title": record.title},
+            intcomma(value),
+        )
+
+    def render_created_at(self, value):
+        return date_format(localtime(value), "SHORT_DATETIME_FORMAT")
+
+    def render_updated_at(self, value):
+        return date_format(localtime(value), "SHORT_DATETIME_FORMAT")
+
+    def render_actions(self, record):
+        buttons = []
+        if self.can_change:
+            label = _("Edit “%(title)s”") % {"title": record.title}
+            buttons.append(("labels:edit", "btn-outline-secondary", "bi-pencil", label))
+        if self.can_delete:
+            label = _("Delete “%(title)s”") % {"title": record.title}
+            buttons.append(("labels:delete", "btn-outline-danger", "bi-trash", label))
+        return format_html_join(
+            " ",
+            '<a class="btn btn-sm {}" href="{}" hx-get="{}" hx-target="#modal-root" aria-label="{}" title="{}">'
+            '<i class="bi {}" aria-hidden="true"></i></a>',
+            (
+                (style, url, url, label, label, icon)
+                for view, style, icon, label in buttons
+                for url in [reverse(view, args=[record.pk])]
+            ),
+        )
