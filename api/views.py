@@ -68,6 +68,29 @@ def _too_large(request, exc):
     return api.create_response(request, {"detail": message}, status=413)
 
 
+@api.exception_handler(HttpError)
+def _http_error(request, exc):
+    if exc.status_code == 400:
+        # Our views never raise 400 themselves: this is django-ninja failing to parse the body.
+        error = {"loc": ["body"], "msg": _("The request body is not valid JSON."), "type": "json_invalid"}
+        return api.create_response(request, {"detail": [error]}, status=422)
+    return api.create_response(request, {"detail": exc.message}, status=exc.status_code)
+
+
+class InvalidInput(Exception):
+    """Bad input found in the view: answered like pydantic's errors, a list of {loc, msg, type}."""
+
+    def __init__(self, loc, message):
+        self.loc, self.message = loc, message
+
+
+@api.exception_handler(InvalidInput)
+def _invalid_input(request, exc):
+    return api.create_response(
+        request, {"detail": [{"loc": exc.loc, "msg": exc.message, "type": "invalid"}]}, status=422
+    )
+
+
 @api.exception_handler(Http404)
 def _not_found(request, exc):
     return api.create_response(request, {"detail": str(exc) or _("Not found.")}, status=404)
@@ -127,7 +150,7 @@ def put_subscriber(request, channel: str, foreign_id: str, profile: ProfileIn):
 
 def _check_foreign_id(foreign_id):
     if len(foreign_id) > Subscriber._meta.get_field("foreign_id").max_length:
-        raise HttpError(422, _("The foreign id is longer than 255 characters."))
+        raise InvalidInput(["path", "foreign_id"], _("The foreign id is longer than 255 characters."))
 
 
 @api.get(
@@ -172,12 +195,10 @@ def list_subscribers(
     q: str = "",
     updated_since: datetime | None = None,
     cursor: str = "",
-    limit: Query[int] = 50,
+    limit: int = Query(50, ge=1, le=200),
 ):
-    if not 1 <= limit <= 200:
-        raise HttpError(422, _("limit must be between 1 and 200."))
     if updated_since is not None and updated_since.tzinfo is None:
-        raise HttpError(422, _("updated_since needs a time zone, such as 2026-01-31T12:00:00Z."))
+        raise InvalidInput(["query", "updated_since"], _("Give a time zone, such as 2026-01-31T12:00:00Z."))
     subscribers = Subscriber.objects.filter(permitted_channels(request.auth))
     if channel:
         subscribers = subscribers.filter(channel=permitted_channel(request.auth, channel))
@@ -192,7 +213,7 @@ def list_subscribers(
         try:
             subscribers = queries.after_cursor(subscribers, cursor)
         except queries.BadCursor as exc:
-            raise HttpError(422, str(exc)) from None
+            raise InvalidInput(["query", "cursor"], str(exc)) from None
     page = list(queries.with_labels(subscribers.order_by("updated_at", "pk"))[: limit + 1])
     more = len(page) > limit
     page = page[:limit]

@@ -103,7 +103,9 @@ def test_the_cursor_holds_across_equal_update_times(api_client, people):
 def test_a_forged_cursor_gets_422(api_client, people, cursor):
     response = api_client.get("/api/v1/subscribers", {"cursor": cursor})
     assert response.status_code == 422
-    assert response.json() == {"detail": "The cursor is not one this API returned."}
+    assert response.json()["detail"] == [
+        {"loc": ["query", "cursor"], "msg": "The cursor is not one this API returned.", "type": "invalid"}
+    ]
 
 
 def test_limit_is_bounded(api_client, people):

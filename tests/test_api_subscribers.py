@@ -102,9 +102,10 @@ def test_several_bad_fields_are_all_reported(api_client):
     assert sorted(error["loc"][-1] for error in response.json()["detail"]) == ["gender", "locale"]
 
 
-def test_a_body_that_is_not_json_gets_an_error_not_a_500(api_client):
+def test_a_body_that_is_not_json_gets_422(api_client):
     response = api_client.put(URL, "{not json", content_type="application/json")
-    assert response.status_code in {400, 422}
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["msg"] == "The request body is not valid JSON."
 
 
 def test_a_too_long_foreign_id_gets_422(api_client):
