@@ -21,6 +21,7 @@ from subscribers.models import (
     Subscriber,
     SubscriberLabel,
 )
+from subscribers.queries import subscribers_matching
 from subscribers.signals import labels_changed
 
 
@@ -32,15 +33,24 @@ def _table(model) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
-def _stamp_and_lock(subscribers: QuerySet, needs_change, now) -> None:
+# Any 64-bit number will do: it names the lock PostgreSQL holds while subscribers' labels change in bulk.
+BULK_LABEL_LOCK = 7_233_641_024
+
+
+def _stamp(subscribers: QuerySet, needs_change, now, *, bulk: bool) -> None:
     """Set `updated_at` on the selected subscribers whose labels are about to change.
 
-    The rows are locked in primary-key order (FOR UPDATE in the subquery, on
-    PostgreSQL), so two overlapping bulk operations wait for each other instead
-    of deadlocking, and each sees the other's committed assignments.
+    Two bulk changes updating overlapping subscribers in different orders
+    could deadlock, so on PostgreSQL bulk changes take one transaction-level
+    advisory lock and run one after the other (SQLite writes one at a time
+    anyway). A one-subscriber change locks a single row and needs no such lock.
+    The later change then sees the earlier one's committed assignments, so
+    nothing is lost or recorded twice.
     """
-    changing = subscribers.order_by("pk").filter(needs_change).select_for_update().values("pk")
-    Subscriber.objects.filter(pk__in=changing).update(updated_at=now)
+    if bulk and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [BULK_LABEL_LOCK])
+    Subscriber.objects.filter(pk__in=subscribers.order_by().filter(needs_change).values("pk")).update(updated_at=now)
 
 
 def add_labels(
@@ -51,6 +61,7 @@ def add_labels(
     source: str = LabelSource.APP,
     operation=None,
     now=None,
+    bulk: bool = True,
 ) -> int:
     """Give each subscriber in `subscribers` every label in `labels`.
 
@@ -81,7 +92,7 @@ def add_labels(
     when = connection.ops.adapt_datetimefield_value(now)
     user_id = by.pk if by is not None else None
     with transaction.atomic(), connection.cursor() as cursor:
-        _stamp_and_lock(subscribers, lacking_one, now)
+        _stamp(subscribers, lacking_one, now, bulk=bulk)
         cursor.execute(
             f"""
             INSERT INTO {_table(LabelChange)}
@@ -112,6 +123,7 @@ def remove_labels(
     source: str = LabelSource.APP,
     operation=None,
     now=None,
+    bulk: bool = True,
 ) -> int:
     """Take every label in `labels` away from each subscriber in `subscribers`.
 
@@ -126,9 +138,8 @@ def remove_labels(
     doomed = SubscriberLabel.objects.filter(subscriber__in=selection, label__in=label_ids)
     doomed_sql, doomed_params = doomed.values("subscriber_id", "label_id").query.sql_with_params()
     with transaction.atomic(), connection.cursor() as cursor:
-        _stamp_and_lock(
-            subscribers, Exists(SubscriberLabel.objects.filter(subscriber=OuterRef("pk"), label__in=label_ids)), now
-        )
+        carrying_one = Exists(SubscriberLabel.objects.filter(subscriber=OuterRef("pk"), label__in=label_ids))
+        _stamp(subscribers, carrying_one, now, bulk=bulk)
         cursor.execute(
             f"""
             INSERT INTO {_table(LabelChange)}
@@ -169,8 +180,8 @@ def change_labels(
     # One timestamp for both halves, so the change is stamped (and announced) as one.
     now = timezone.now()
     return (
-        add_labels(one, add, by=by, source=source, now=now),
-        remove_labels(one, remove, by=by, source=source, now=now),
+        add_labels(one, add, by=by, source=source, now=now, bulk=False),
+        remove_labels(one, remove, by=by, source=source, now=now, bulk=False),
     )
 
 
@@ -201,6 +212,30 @@ def run_label_operation(operation: LabelOperation, subscribers: QuerySet) -> Lab
     operation.finished_at = timezone.now()
     operation.save(update_fields=["status", "selected_count", "changed_count", "finished_at"])
     return operation
+
+
+# Above this many subscribers a bulk operation runs in the background (`manage.py db_worker`).
+# Measured on PostgreSQL, adding one label to 50,000 subscribers with history takes about half a
+# second: below that the operator simply waits for the answer; above it, the page shows progress
+# instead of holding a request (and a web worker) for seconds.
+BACKGROUND_THRESHOLD = 50_000
+
+
+def request_label_operation(
+    kind: str, labels: list[Label], *, by, source: str, selection: dict, expected_count: int
+) -> LabelOperation:
+    """Record a bulk label operation and run it now, or in the background when it is large.
+
+    `selection` is what `subscribers.queries.subscribers_matching` reads: the
+    table's filter parameters, and `ids` when the operator ticked rows.
+    """
+    from subscribers.tasks import run_bulk_label_operation  # the task module imports this one
+
+    operation = start_label_operation(kind, labels, by=by, source=source, filters=selection)
+    if expected_count > BACKGROUND_THRESHOLD:
+        transaction.on_commit(lambda: run_bulk_label_operation.enqueue(operation.pk))
+        return operation
+    return run_label_operation(operation, subscribers_matching(selection))
 
 
 def start_label_operation(kind: str, labels: list[Label], *, by, source: str, filters: dict) -> LabelOperation:

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Prefetch, QuerySet
+from django.utils.datastructures import MultiValueDict
 
 from labels.models import Label
+from subscribers.filters import SubscriberFilter
 from subscribers.models import Subscriber, SubscriberLabel
 
 # How far the table pages. Paging uses OFFSET, whose cost grows with the offset, so
@@ -104,3 +106,21 @@ def label_assignments(subscriber: Subscriber) -> QuerySet:
         .select_related("label", "assigned_by")
         .order_by("label__title", "label__pk")
     )
+
+
+def subscribers_matching(selection: dict) -> QuerySet:
+    """The subscribers a stored selection names: explicit `ids`, or the table's filter parameters.
+
+    Bulk operations store their selection this way, so the confirmation, the
+    change and a background run all select the very same subscribers.
+    """
+    filterset = SubscriberFilter(
+        MultiValueDict({name: list(values) for name, values in selection.get("filters", {}).items()}),
+        queryset=Subscriber.objects.all(),
+    )
+    if not filterset.is_valid():
+        raise ValueError("; ".join(filterset.problems()))
+    subscribers = filterset.qs.order_by()
+    if "ids" in selection:
+        subscribers = subscribers.filter(pk__in=selection["ids"])
+    return subscribers
