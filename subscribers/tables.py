@@ -8,6 +8,10 @@ from django.utils.translation import gettext_lazy as _
 
 from subscribers.models import Subscriber
 
+NOWRAP = {"td": {"class": "text-nowrap"}}
+# Gender, locale and Updated give way first on a phone; the detail page shows them all.
+WIDE_SCREENS_ONLY = {"th": {"class": "d-none d-md-table-cell"}, "td": {"class": "text-nowrap d-none d-md-table-cell"}}
+
 
 def _moment(value):
     local = localtime(value)
@@ -31,12 +35,18 @@ class SubscriberTable(tables.Table):
     )
     # Sorted by the channel key, which groups subscribers per channel through the
     # (channel, id) index; sorting by title would need a join and a sort of every row.
-    channel = tables.Column(verbose_name=_("Channel"), accessor="channel__title", order_by=("channel", "id"))
-    gender = tables.Column(verbose_name=_("Gender"), order_by=("gender", "id"))
-    locale = tables.Column(verbose_name=_("Locale"), order_by=("locale", "id"))
+    channel = tables.Column(
+        verbose_name=_("Channel"), accessor="channel__title", order_by=("channel", "id"), attrs=NOWRAP
+    )
+    gender = tables.Column(verbose_name=_("Gender"), order_by=("gender", "id"), attrs=WIDE_SCREENS_ONLY)
+    locale = tables.Column(verbose_name=_("Locale"), order_by=("locale", "id"), attrs=WIDE_SCREENS_ONLY)
     labels = tables.Column(verbose_name=_("Labels"), orderable=False, empty_values=())
-    created = tables.Column(verbose_name=_("Created"), accessor="created_at", order_by=("created_at", "id"))
-    updated = tables.Column(verbose_name=_("Updated"), accessor="updated_at", order_by=("updated_at", "id"))
+    created = tables.Column(
+        verbose_name=_("Created"), accessor="created_at", order_by=("created_at", "id"), attrs=NOWRAP
+    )
+    updated = tables.Column(
+        verbose_name=_("Updated"), accessor="updated_at", order_by=("updated_at", "id"), attrs=WIDE_SCREENS_ONLY
+    )
     actions = tables.Column(
         verbose_name=_("Actions"), orderable=False, empty_values=(), attrs={"td": {"class": "text-end"}}
     )
