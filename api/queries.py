@@ -4,7 +4,7 @@ import base64
 import binascii
 from datetime import datetime
 
-from django.db.models import Exists, OuterRef, Prefetch, Q
+from django.db.models import Exists, OuterRef, Prefetch, Q, prefetch_related_objects
 from django.utils.translation import gettext as _
 
 from labels.models import Label
@@ -15,11 +15,19 @@ class BadCursor(ValueError):
     pass
 
 
+def _labels():
+    return Prefetch("labels", queryset=Label.objects.only("name", "title").order_by("name"))
+
+
 def with_labels(subscribers):
     """Subscribers with their channel and labels: two queries for a whole page."""
-    return subscribers.select_related("channel").prefetch_related(
-        Prefetch("labels", queryset=Label.objects.only("name", "title").order_by("name"))
-    )
+    return subscribers.select_related("channel").prefetch_related(_labels())
+
+
+def fetch_labels(subscriber: Subscriber) -> Subscriber:
+    """Load the labels of a subscriber already in hand: one query."""
+    prefetch_related_objects([subscriber], _labels())
+    return subscriber
 
 
 def filter_by_labels(subscribers, label_ids: list[int], mode: str):

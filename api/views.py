@@ -143,9 +143,7 @@ def put_subscriber(request, channel: str, foreign_id: str, profile: ProfileIn):
     _check_foreign_id(foreign_id)
     subscriber, created, _changed = upsert_subscriber(channel_obj, foreign_id, profile.model_dump(exclude_unset=True))
     subscriber.channel = channel_obj
-    return Status(
-        201 if created else 200, _subscriber_out(queries.with_labels(Subscriber.objects).get(pk=subscriber.pk))
-    )
+    return Status(201 if created else 200, _subscriber_out(queries.fetch_labels(subscriber)))
 
 
 def _check_foreign_id(foreign_id):
