@@ -35,6 +35,11 @@ def create_groups(apps, schema_editor):
         app_config.models_module = True
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
+    fill_groups(apps)
+
+
+def fill_groups(apps):
+    """Create the groups with their permissions (which must exist); safe to run again."""
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
     for group_name, codenames in GROUP_PERMISSIONS.items():

@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 from subscribers.actions import add_labels
 from subscribers.models import Subscriber, SubscriberLabel
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
