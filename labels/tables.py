@@ -4,12 +4,35 @@ import django_tables2 as tables
 from django.contrib.humanize.templatetags.humanize import intcomma
 from django.urls import reverse
 from django.utils.formats import date_format
-from django.utils.html import format_html, format_html_join
+from django.utils.html import escape, format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 
 from labels.models import Label
 from labels.queries import subscriber_counts, with_subscriber_count
+
+
+def _from(breakpoint, td_class=""):
+    """Cell attributes for a column shown only from the Bootstrap `breakpoint` up."""
+    shown = f"d-none d-{breakpoint}-table-cell"
+    return {"th": {"class": shown}, "td": {"class": f"{shown} {td_class}".strip()}}
+
+
+def _date(value):
+    """The day, with the full date and time on hover."""
+    value = localtime(value)
+    return format_html(
+        '<time datetime="{}" title="{}">{}</time>',
+        value.isoformat(),
+        date_format(value, "DATETIME_FORMAT"),
+        date_format(value, "SHORT_DATE_FORMAT"),
+    )
+
+
+def _breakable(name):
+    """A name that may wrap after its underscores, for narrow screens."""
+    return mark_safe(escape(name).replace("_", "_<wbr>"))  # the name is escaped first
 
 
 class LabelTable(tables.Table):
@@ -20,18 +43,21 @@ class LabelTable(tables.Table):
     """
 
     title = tables.Column(verbose_name=_("Title"), order_by=("title", "pk"))
-    name = tables.Column(verbose_name=_("Name"), order_by=("name", "pk"))
-    description = tables.Column(verbose_name=_("Description"), orderable=False, attrs={"td": {"class": "label-desc"}})
+    # Narrow screens show the name under the title and leave out the description and dates.
+    name = tables.Column(verbose_name=_("Name"), order_by=("name", "pk"), attrs=_from("md"))
+    description = tables.Column(
+        verbose_name=_("Description"), orderable=False, attrs=_from("lg", td_class="label-desc")
+    )
     subscriber_count = tables.Column(
         verbose_name=_("Subscribers"),
         attrs={"th": {"class": "text-end"}, "td": {"class": "text-end"}},
     )
     # Plain columns: DateTimeColumn compiles a template for every cell.
     created_at = tables.Column(
-        verbose_name=_("Created"), order_by=("created_at", "pk"), attrs={"td": {"class": "text-nowrap"}}
+        verbose_name=_("Created"), order_by=("created_at", "pk"), attrs=_from("xl", "text-nowrap")
     )
     updated_at = tables.Column(
-        verbose_name=_("Updated"), order_by=("updated_at", "pk"), attrs={"td": {"class": "text-nowrap"}}
+        verbose_name=_("Updated"), order_by=("updated_at", "pk"), attrs=_from("sm", "text-nowrap")
     )
     actions = tables.Column(
         verbose_name=_("Actions"),
@@ -66,7 +92,12 @@ class LabelTable(tables.Table):
                 label.subscriber_count = counts.get(label.pk, 0)
 
     def render_title(self, record):
-        return format_html('<span class="{}">{}</span>', record.chip_class, record.title)
+        return format_html(
+            '<span class="{}">{}</span><code class="d-block d-md-none small mt-1">{}</code>',
+            record.chip_class,
+            record.title,
+            _breakable(record.name),
+        )
 
     def render_name(self, value):
         return format_html("<code>{}</code>", value)
@@ -81,26 +112,27 @@ class LabelTable(tables.Table):
         )
 
     def render_created_at(self, value):
-        return date_format(localtime(value), "SHORT_DATETIME_FORMAT")
+        return _date(value)
 
     def render_updated_at(self, value):
-        return date_format(localtime(value), "SHORT_DATETIME_FORMAT")
+        return _date(value)
 
     def render_actions(self, record):
         buttons = []
         if self.can_change:
             label = _("Edit “%(title)s”") % {"title": record.title}
-            buttons.append(("labels:edit", "btn-outline-secondary", "bi-pencil", label))
+            buttons.append(("labels:edit", "edit", "btn-outline-secondary", "bi-pencil", label))
         if self.can_delete:
             label = _("Delete “%(title)s”") % {"title": record.title}
-            buttons.append(("labels:delete", "btn-outline-danger", "bi-trash", label))
+            buttons.append(("labels:delete", "delete", "btn-outline-danger", "bi-trash", label))
         return format_html_join(
             " ",
-            '<a class="btn btn-sm {}" href="{}" hx-get="{}" hx-target="#modal-root" aria-label="{}" title="{}">'
+            '<a class="btn btn-sm {}" id="{}-label-{}" href="{}" hx-get="{}" hx-target="#modal-root"'
+            ' hx-swap="innerHTML" aria-haspopup="dialog" aria-label="{}" title="{}">'
             '<i class="bi {}" aria-hidden="true"></i></a>',
             (
-                (style, url, url, label, label, icon)
-                for view, style, icon, label in buttons
+                (style, verb, record.pk, url, url, label, label, icon)
+                for view, verb, style, icon, label in buttons
                 for url in [reverse(view, args=[record.pk])]
             ),
         )

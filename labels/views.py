@@ -53,10 +53,18 @@ label_list = LabelListView.as_view()
 
 @permission_required("labels.add_label", raise_exception=True)
 def label_add(request):
-    form = LabelForm(request.POST or None)
+    data = None
+    if request.method == "POST":
+        data = request.POST.copy()
+        # A name still as generated (not typed by the operator) follows the title as submitted,
+        # even when the operator pressed Enter before the dialog had caught up with the typing.
+        if data.get("name", "").strip() in ("", data.get("auto_name")):
+            title = data.get("title", "").strip()
+            data["name"] = data["auto_name"] = Label.objects.free_name(title) if title else ""
+    form = LabelForm(data)
     if request.method == "POST" and form.is_valid() and (label := create_label(form)):
         return _done(request, _("Label “%(title)s” created.") % {"title": label.title})
-    context = {"form": form, "auto_name": request.POST.get("auto_name", "")}
+    context = {"form": form, "auto_name": data.get("auto_name", "") if data else ""}
     return _dialog(request, "label_form", context, title=_("Add a label"))
 
 

@@ -329,3 +329,17 @@ def test_the_dialogs_require_login(client, make_label):
     label = make_label("VIP")
     for url in [reverse("labels:add"), reverse("labels:edit", args=[label.pk]), reverse("labels:name")]:
         assert client.get(url).status_code == 302
+
+
+def test_a_generated_name_that_lags_behind_the_title_follows_it_on_submit(manager_client):
+    manager_client.post(
+        reverse("labels:add"), {"title": "Abandoned cart", "name": "abandoned_ca", "auto_name": "abandoned_ca"}, **HTMX
+    )
+    assert Label.objects.get().name == "abandoned_cart"
+
+
+def test_a_name_typed_by_the_operator_is_kept_on_submit(manager_client):
+    manager_client.post(
+        reverse("labels:add"), {"title": "Abandoned cart", "name": "cart", "auto_name": "abandoned_cart"}, **HTMX
+    )
+    assert Label.objects.get().name == "cart"
