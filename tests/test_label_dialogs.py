@@ -295,6 +295,14 @@ def test_delete_removes_the_label_and_its_assignments_only(manager_client, activ
     assert Subscriber.objects.filter(updated_at__gt=LONG_AGO).count() == 1_204
 
 
+def test_after_delete_the_subscribers_page_no_longer_shows_the_label(manager_client, active_users):
+    assert "Active users" in manager_client.get(reverse("subscribers:list")).text
+    manager_client.post(reverse("labels:delete", args=[active_users.pk]), **HTMX)
+    html = manager_client.get(reverse("subscribers:list")).text
+    assert "Active users" not in html
+    assert "VIP" in html
+
+
 def test_delete_is_one_transaction_of_set_based_statements(active_users, make_label, make_subscriber):
     few = make_label("Few")
     add_labels(Subscriber.objects.filter(foreign_id__startswith="other-"), [few])

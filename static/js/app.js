@@ -40,7 +40,7 @@ let dialogOpener = null; // id of the button that opened the dialog: its row may
 
 function focusFirstField(container) {
   const field = container.querySelector(".is-invalid")
-    || container.querySelector(".modal-body input:not([type=hidden]), .modal-body textarea, .modal-body select, .modal-footer .btn-danger");
+    || container.querySelector(".modal-body input:not([type=hidden]), .modal-body textarea, .modal-body select, .modal-footer .btn");
   if (field) field.focus();
 }
 

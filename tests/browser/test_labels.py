@@ -38,12 +38,25 @@ def test_a_label_manager_adds_a_label_and_sees_it_counted(page, log_in, label_ma
         page.get_by_role("row", name=re.compile(TITLE)).get_by_text("interesse_par_les_produits").filter(visible=True)
     ).to_be_visible()
 
-    # The Subscribers page's "Manage labels" dialog is another issue's work; the label is given the way it does.
-    add_labels(Subscriber.objects.filter(pk=ada.pk), Label.objects.filter(name="interesse_par_les_produits"))
-    page.reload()
+    # Give it to Ada with the Subscribers page's "Manage labels" dialog.
+    page.get_by_role("navigation", name="Side menu").get_by_role("link", name="Subscribers").click()
+    ada_row = page.get_by_role("row", name=re.compile("Ada Lovelace"))
+    ada_row.get_by_role("link", name="Manage labels of Ada Lovelace").click()
+    manage = page.get_by_role("dialog", name="Manage labels")
+    manage.get_by_role("checkbox", name=TITLE).check()
+    manage.get_by_role("button", name="Submit").click()
+    expect(manage).to_be_hidden()
+    expect(ada_row.get_by_text(TITLE)).to_be_visible()
+
+    page.get_by_role("navigation", name="Side menu").get_by_role("link", name="Labels").click()
     expect(_count_link(page, TITLE)).to_have_text("1")
+    screenshot("labels-after-assignment")
     _count_link(page, TITLE).click()
     expect(page).to_have_url(re.compile(r"/subscribers/\?label=interesse_par_les_produits$"))
+    expect(page.get_by_role("row", name=re.compile("Ada Lovelace"))).to_be_visible()
+    assert list(Subscriber.objects.get(pk=ada.pk).labels.values_list("name", flat=True)) == [
+        "interesse_par_les_produits"
+    ]
 
 
 def test_the_dialog_explains_a_taken_name(page, log_in, label_manager, make_label):
