@@ -6,28 +6,28 @@ from django.core.cache import cache
 from django.db.models import Exists, OuterRef
 from django.http import Http404
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from ninja.errors import HttpError
 from ninja.security import HttpBearer
 from ninja.throttling import BaseThrottle
 
 from api.actions import note_key_used
+from api.errors import BodyTooLarge, InvalidInput
 from api.models import ApiKey, split_key
 from subscribers.models import Channel
 
 MAX_BODY_BYTES = 64 * 1024
-
-
-class BodyTooLarge(Exception):
-    pass
+NUL_MESSAGE = _lazy("Null characters are not allowed.")
 
 
 class ApiKeyAuth(HttpBearer):
     """`Authorization: Bearer hxs_<prefix>_<secret>`; a missing, wrong or revoked key gives 401."""
 
     def __call__(self, request):
-        # Checked before anything reads the body, so an oversized upload is refused unread.
+        # The front door, before anything reads the body or reaches the database.
         if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_BODY_BYTES:
             raise BodyTooLarge
+        _reject_nul_characters(request)
         return super().__call__(request)
 
     def authenticate(self, request, token):
@@ -40,6 +40,15 @@ class ApiKeyAuth(HttpBearer):
             return None
         note_key_used(key)
         return key
+
+
+def _reject_nul_characters(request):
+    """PostgreSQL cannot store NUL characters: refuse them in the path and the query up front."""
+    if "\x00" in request.path:
+        raise InvalidInput(["path"], NUL_MESSAGE)
+    for name, values in request.GET.lists():
+        if "\x00" in name or any("\x00" in value for value in values):
+            raise InvalidInput(["query", name], NUL_MESSAGE)
 
 
 class PerKeyRateLimit(BaseThrottle):

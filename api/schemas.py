@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Annotated
 
 from django.core.exceptions import ValidationError
+from django.core.validators import ProhibitNullCharactersValidator
 from ninja import Field, Schema
 from pydantic import AfterValidator, BeforeValidator, ConfigDict
 from pydantic_core import PydanticCustomError
@@ -18,6 +19,7 @@ def _checked_by_model(field_name: str):
 
     def check(value: str) -> str:
         try:
+            ProhibitNullCharactersValidator()(value)
             model_field.clean(value, None)
         except ValidationError as exc:
             raise PydanticCustomError(
@@ -90,11 +92,20 @@ class SubscriberPage(Schema):
     next_cursor: str | None = Field(description="Pass as `cursor` to get the next page; null on the last page.")
 
 
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise PydanticCustomError("null_characters", str(ProhibitNullCharactersValidator.message))
+    return value
+
+
+LabelName = Annotated[str, Field(max_length=64), AfterValidator(_no_nul)]
+
+
 class LabelChangeIn(Schema):
     model_config = ConfigDict(extra="forbid")
 
-    add: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=100)
-    remove: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=100)
+    add: list[LabelName] = Field(default_factory=list, max_length=100)
+    remove: list[LabelName] = Field(default_factory=list, max_length=100)
 
 
 class LabelIn(Schema):

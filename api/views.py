@@ -14,7 +14,8 @@ from ninja.openapi.docs import Swagger
 
 from api import queries
 from api.actions import PROFILE_FIELDS, change_subscriber_labels, upsert_subscriber
-from api.auth import ApiKeyAuth, BodyTooLarge, PerKeyRateLimit, permitted_channel, permitted_channels
+from api.auth import ApiKeyAuth, PerKeyRateLimit, permitted_channel, permitted_channels
+from api.errors import BodyTooLarge, InvalidInput, UnknownLabelNames
 from api.schemas import (
     Error,
     FieldErrors,
@@ -77,17 +78,10 @@ def _http_error(request, exc):
     return api.create_response(request, {"detail": exc.message}, status=exc.status_code)
 
 
-class InvalidInput(Exception):
-    """Bad input found in the view: answered like pydantic's errors, a list of {loc, msg, type}."""
-
-    def __init__(self, loc, message):
-        self.loc, self.message = loc, message
-
-
 @api.exception_handler(InvalidInput)
 def _invalid_input(request, exc):
     return api.create_response(
-        request, {"detail": [{"loc": exc.loc, "msg": exc.message, "type": "invalid"}]}, status=422
+        request, {"detail": [{"loc": exc.loc, "msg": str(exc.message), "type": "invalid"}]}, status=422
     )
 
 
@@ -117,11 +111,6 @@ def _labels_named(names: list[str]) -> list[Label]:
     if unknown:
         raise UnknownLabelNames(unknown)
     return labels
-
-
-class UnknownLabelNames(Exception):
-    def __init__(self, names):
-        self.names = names
 
 
 @api.exception_handler(UnknownLabelNames)

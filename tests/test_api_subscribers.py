@@ -185,3 +185,22 @@ def test_a_repeat_visit_runs_a_fixed_number_of_queries(api_client, make_subscrib
         # 7. the subscriber's labels for the answer
         response = _put(api_client, PROFILE)
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body", "loc"),
+    [
+        ("put", URL, '{"first_name": "a\\u0000b"}', ["body", "profile", "first_name"]),
+        ("put", "/api/v1/channels/messenger/subscribers/a%00b", "{}", ["path"]),
+        ("get", "/api/v1/subscribers?q=a%00", None, ["query", "q"]),
+        ("post", f"{URL}/labels", '{"add": ["vip\\u0000"]}', ["body", "change", "add", 0]),
+        ("post", "/api/v1/labels", '{"title": "VIP\\u0000"}', ["body", "data", "title"]),
+    ],
+)
+def test_null_characters_get_422_not_a_database_error(api_client, make_subscriber, method, url, body, loc):
+    make_subscriber(foreign_id="psid-42")
+    response = getattr(api_client, method)(url, body, content_type="application/json") if body else api_client.get(url)
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == loc
+    assert error["msg"] == "Null characters are not allowed."
