@@ -11,13 +11,13 @@ from django.utils import timezone
 
 from api.models import ApiKey
 from subscribers import actions as subscriber_actions
-from subscribers.models import Channel, Subscriber
+from subscribers.models import Channel, LabelSource, Subscriber
 from webhooks.events import announce_subscriber_saved
 
 PROFILE_FIELDS = ["first_name", "last_name", "gender", "locale", "timezone", "country", "avatar_url"]
 
 # Keyword arguments every label change made through the API passes to subscribers.actions.
-_LABEL_ACTION_OPTIONS: dict = {}
+_LABEL_ACTION_OPTIONS = {"source": LabelSource.API}
 
 # last_used_at is for people ("was this key used this week?"): a minute's precision saves a write per request.
 LAST_USED_PRECISION = timedelta(minutes=1)

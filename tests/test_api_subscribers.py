@@ -4,7 +4,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from subscribers.models import Subscriber, SubscriberLabel
+from subscribers.models import LabelChange, Subscriber, SubscriberLabel
 
 pytestmark = pytest.mark.django_db
 
@@ -170,7 +170,21 @@ def test_post_labels_goes_through_the_label_actions(api_client, make_subscriber,
 
     api_client.post(f"{URL}/labels", {"add": ["vip"]}, "application/json")
 
-    assert calls == [{"add": [vip], "remove": []}]
+    assert calls == [{"add": [vip], "remove": [], "source": "api"}]
+
+
+def test_label_changes_made_through_the_api_are_in_the_history(api_client, make_subscriber, make_label):
+    subscriber = make_subscriber(foreign_id="psid-42")
+    make_label("VIP", name="vip")
+    subscriber.labels.add(make_label("Churned", name="churned"))
+
+    api_client.post(f"{URL}/labels", {"add": ["vip"], "remove": ["churned"]}, "application/json")
+
+    history = LabelChange.objects.filter(subscriber=subscriber).order_by("action", "label_name")
+    assert [(change.label_name, change.action, change.source, change.changed_by) for change in history] == [
+        ("vip", "added", "api", None),
+        ("churned", "removed", "api", None),
+    ]
 
 
 def test_a_repeat_visit_runs_a_fixed_number_of_queries(api_client, make_subscriber, django_assert_num_queries):
