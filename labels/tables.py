@@ -43,7 +43,8 @@ class LabelTable(tables.Table):
     """
 
     title = tables.Column(verbose_name=_("Title"), order_by=("title", "pk"))
-    # Narrow screens show the name under the title and leave out the description and dates.
+    # Narrow screens show the name under the title and leave out the description and dates;
+    # Created waits for wide screens, so that the buttons stay in sight at 1280px beside the side menu.
     name = tables.Column(verbose_name=_("Name"), order_by=("name", "pk"), attrs=_from("md"))
     description = tables.Column(
         verbose_name=_("Description"), orderable=False, attrs=_from("lg", td_class="label-desc")
@@ -54,7 +55,7 @@ class LabelTable(tables.Table):
     )
     # Plain columns: DateTimeColumn compiles a template for every cell.
     created_at = tables.Column(
-        verbose_name=_("Created"), order_by=("created_at", "pk"), attrs=_from("xl", "text-nowrap")
+        verbose_name=_("Created"), order_by=("created_at", "pk"), attrs=_from("xxl", "text-nowrap")
     )
     updated_at = tables.Column(
         verbose_name=_("Updated"), order_by=("updated_at", "pk"), attrs=_from("sm", "text-nowrap")

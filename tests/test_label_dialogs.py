@@ -351,3 +351,19 @@ def test_a_name_typed_by_the_operator_is_kept_on_submit(manager_client):
         reverse("labels:add"), {"title": "Abandoned cart", "name": "cart", "auto_name": "abandoned_cart"}, **HTMX
     )
     assert Label.objects.get().name == "cart"
+
+
+def test_the_name_endpoint_accepts_the_edited_labels_own_name(manager_client, make_label):
+    label = make_label("VIP", name="vip")
+    response = _suggest(manager_client, label=label.pk, title="VIP customers", name="vip")
+    assert _name_field(response) == "vip"
+    assert "is-invalid" not in response.text
+
+
+def test_without_javascript_delete_is_a_page_then_a_redirect(manager_client, active_users):
+    page = manager_client.get(reverse("labels:delete", args=[active_users.pk]))
+    assert "<html" in page.text
+    assert "1,204 subscribers will lose this label." in page.text
+    response = manager_client.post(reverse("labels:delete", args=[active_users.pk]), follow=True)
+    assert response.redirect_chain == [(reverse("labels:list"), 302)]
+    assert "Label “Active users” deleted; 1,204 subscribers lost it." in response.text

@@ -122,3 +122,11 @@ def test_sorting_on_subscribers_counts_in_the_page_query(
     assert "subscriberlabel" not in captured.captured_queries[4]["sql"]
     # Equal counts: the primary key breaks the tie, in the same direction.
     assert _titles(response)[:2] == ["Label 1", "Label 0"]
+
+
+@pytest.mark.parametrize("params", [{"page": "999"}, {"page": "abc"}, {"sort": "nonsense"}, {"sort": "description"}])
+def test_odd_parameters_still_show_the_labels(client, operator, labelled, params):
+    client.force_login(operator)
+    response = client.get(URL, params)
+    assert response.status_code == 200
+    assert _titles(response) == ["Active users", "Support", "VIP"]
