@@ -39,7 +39,10 @@ class LabelListView(PermissionRequiredMixin, SingleTableMixin, FilterView):
     def get_table(self, **kwargs):
         table = super().get_table(**kwargs)
         if not self.request.GET.get("q"):
-            table.empty_text = _("No labels yet.")
+            if self.request.user.has_perm("labels.add_label"):
+                table.empty_text = _("No labels yet. Use Add to create the first one.")
+            else:
+                table.empty_text = _("No labels yet.")
         return table
 
     def get_template_names(self):

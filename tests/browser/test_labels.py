@@ -159,7 +159,7 @@ def test_a_label_manager_edits_and_deletes_a_label(
 
     expect(dialog).to_be_hidden()
     expect(page.get_by_text("Label “Engaged users” deleted; 2 subscribers lost it.")).to_be_visible()
-    expect(page.get_by_text("No labels yet.")).to_be_visible()
+    expect(page.get_by_text("No labels yet. Use Add to create the first one.")).to_be_visible()
     expect(page.get_by_role("heading", name="Labels")).to_be_focused()
 
 
