@@ -1,5 +1,6 @@
 from django import forms
 from django.core.exceptions import ValidationError
+from django.http import QueryDict
 from django.utils.translation import gettext_lazy as _
 
 from labels.models import Label
@@ -120,3 +121,89 @@ class SubscriberLabelsForm(forms.Form):
         chosen = {label.pk for label in self.cleaned_data["labels"]}
         before = self.cleaned_data["labels_before"]
         return chosen - before, before - chosen
+
+
+class SubscriberIdsField(forms.Field):
+    """The ids of the rows ticked in the table."""
+
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value):
+        try:
+            return sorted({int(item) for item in value or []})
+        except (TypeError, ValueError):
+            raise ValidationError(_("The selection was damaged. Go back to the table and select again.")) from None
+
+
+class BulkSelectionForm(forms.Form):
+    """Which subscribers a bulk label change applies to, as the table submitted them.
+
+    `filters` is the table's filter as it was when the page was shown (a query
+    string), so "all matching" means the filter as submitted, not as a later URL
+    says. Without `all_matching`, the ticked `ids` are the selection.
+    """
+
+    kind = forms.ChoiceField(
+        choices=[("add", _("Add labels")), ("remove", _("Remove labels"))],
+        widget=forms.HiddenInput,
+        error_messages={"required": _("Choose Add labels or Remove labels.")},
+    )
+    filters = forms.CharField(required=False, widget=forms.HiddenInput, max_length=4000)
+    ids = SubscriberIdsField(required=False)
+    all_matching = forms.BooleanField(required=False, widget=forms.HiddenInput)
+
+    def clean_filters(self):
+        from subscribers.filters import SubscriberFilter  # the filter module imports this one
+        from subscribers.models import Subscriber
+
+        params = QueryDict(self.cleaned_data["filters"])
+        filters = {name: params.getlist(name) for name in SubscriberFilter.base_filters if name in params}
+        problems = SubscriberFilter(params, queryset=Subscriber.objects.all()).problems()
+        if problems:
+            raise ValidationError(
+                _("The table's filter no longer applies (%(problems)s). Go back to the table and select again.")
+                % {"problems": " ".join(problems)}
+            )
+        return filters
+
+    def clean(self):
+        cleaned = super().clean()
+        if not cleaned.get("all_matching") and not cleaned.get("ids") and "ids" not in self.errors:
+            raise ValidationError(
+                _(
+                    "No subscriber is selected. Tick the subscribers in the table, "
+                    "or select all those matching the filter, then try again. Nothing was changed."
+                ),
+                code="empty",
+            )
+        return cleaned
+
+    def selection(self) -> dict:
+        """The selection as `subscribers.queries.subscribers_matching` reads it."""
+        selection = {"filters": self.cleaned_data["filters"]}
+        if not self.cleaned_data["all_matching"]:
+            selection["ids"] = self.cleaned_data["ids"]
+        return selection
+
+
+class BulkLabelsForm(BulkSelectionForm):
+    """A bulk selection and the labels to add to it or remove from it."""
+
+    labels = forms.ModelMultipleChoiceField(
+        queryset=Label.objects.order_by("title", "pk"),
+        widget=forms.CheckboxSelectMultiple,
+        label=_("Labels"),
+        error_messages={
+            "required": _("Pick at least one label. Nothing was changed."),
+            "invalid_choice": _(
+                "A label you picked no longer exists (it was probably deleted meanwhile). "
+                "The list below shows the current labels; nothing was changed."
+            ),
+            "invalid_pk_value": _("“%(pk)s” is not a label. Nothing was changed."),
+        },
+    )
+
+    def __init__(self, *args, picking=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        # While the operator is still picking, no label chosen yet is not an error.
+        self.fields["labels"].required = not picking

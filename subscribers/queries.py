@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 from django.core.paginator import Paginator
 from django.db import connection
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils.datastructures import MultiValueDict
 
 from labels.models import Label
 from subscribers.filters import SubscriberFilter
-from subscribers.models import Subscriber, SubscriberLabel
+from subscribers.models import LabelChange, Subscriber, SubscriberLabel
 
 # How far the table pages. Paging uses OFFSET, whose cost grows with the offset, so
 # we stop at the first REACHABLE_ROWS rows of any sort order: the deepest page then
@@ -124,3 +124,43 @@ def subscribers_matching(selection: dict) -> QuerySet:
     if "ids" in selection:
         subscribers = subscribers.filter(pk__in=selection["ids"])
     return subscribers
+
+
+@dataclass(frozen=True)
+class LabelChangePreview:
+    """What a bulk label change would do: how many subscribers are selected, how many would change."""
+
+    selected: int
+    changing: int
+
+    @property
+    def unchanged(self) -> int:
+        return self.selected - self.changing
+
+
+def preview_label_change(subscribers: QuerySet, labels: list[Label], kind: str) -> LabelChangePreview:
+    """Count, in one query, the selected subscribers and those whose labels the change would touch.
+
+    Adding touches those lacking at least one of the labels; removing, those
+    carrying at least one. Both are `Exists` tests, as the change itself uses.
+    """
+    label_ids = [label.pk for label in labels]
+    if kind == "add":
+        touched = Exists(
+            Label.objects.filter(pk__in=label_ids).exclude(
+                Exists(SubscriberLabel.objects.filter(label=OuterRef("pk"), subscriber=OuterRef(OuterRef("pk"))))
+            )
+        )
+    else:
+        touched = Exists(SubscriberLabel.objects.filter(subscriber=OuterRef("pk"), label__in=label_ids))
+    counts = subscribers.order_by().aggregate(selected=Count("pk"), changing=Count("pk", filter=Q(touched)))
+    return LabelChangePreview(counts["selected"], counts["changing"])
+
+
+def label_history(subscriber: Subscriber) -> QuerySet:
+    """The subscriber's label changes, newest first, with the label and the person who made each."""
+    return (
+        LabelChange.objects.filter(subscriber=subscriber)
+        .select_related("label", "changed_by")
+        .order_by("-changed_at", "-pk")
+    )

@@ -26,6 +26,13 @@ def _moment(value):
 class SubscriberTable(tables.Table):
     """The columns of the subscriber table; each sort ends with the pk and matches an index."""
 
+    # Shown only to those who may change labels: ticks rows for the bulk label actions.
+    select = tables.Column(
+        verbose_name=_("Select"),
+        orderable=False,
+        empty_values=(),
+        attrs={"td": {"class": "select-cell"}, "th": {"class": "select-cell"}},
+    )
     name = tables.Column(
         verbose_name=_("Name"),
         accessor="first_name",
@@ -68,9 +75,16 @@ class SubscriberTable(tables.Table):
         }
 
     def __init__(self, *args, can_change_labels=False, back_url="", **kwargs):
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, exclude=() if can_change_labels else ("select",), **kwargs)
         self.can_change_labels = can_change_labels
         self.back_url = back_url
+
+    def render_select(self, record):
+        return format_html(
+            '<input class="form-check-input" type="checkbox" name="ids" value="{}" aria-label="{}" data-select-row>',
+            record.pk,
+            _("Select %(name)s") % {"name": record},
+        )
 
     def render_name(self, record):
         return record.full_name or record.foreign_id

@@ -6,18 +6,28 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
-from subscribers.actions import change_labels
+from subscribers.actions import change_labels, request_label_operation
 from subscribers.filters import SubscriberFilter
-from subscribers.forms import PER_PAGE_CHOICES, SubscriberLabelsForm, TableOptionsForm
-from subscribers.models import Subscriber
-from subscribers.queries import ReachablePaginator, count_subscribers, label_assignments, subscribers_for_table
+from subscribers.forms import PER_PAGE_CHOICES, BulkLabelsForm, SubscriberLabelsForm, TableOptionsForm
+from subscribers.models import LabelOperation, LabelSource, Subscriber
+from subscribers.queries import (
+    ReachablePaginator,
+    count_subscribers,
+    label_assignments,
+    label_history,
+    preview_label_change,
+    subscribers_for_table,
+    subscribers_matching,
+)
 from subscribers.tables import SubscriberTable
 
 VIEW = "subscribers.view_subscriber"
+# The detail page shows this many of the latest label changes; the admin's "Label changes" has them all.
+HISTORY_ROWS = 50
 CHANGE_LABELS = "subscribers.change_subscriber_labels"
 
 
@@ -56,12 +66,22 @@ def subscriber_list(request):
         "page_range": table.paginator.get_elided_page_range(page, on_each_side=2, on_ends=1),
         "capped": not total.exact or total.value > table.paginator.count,
         "can_change_labels": request.user.has_perm(CHANGE_LABELS),
+        # The filter as submitted with this page: "all matching" applies to exactly this.
+        "submitted_filters": _filter_query(request.GET),
     }
     partial = request.htmx and not request.htmx.history_restore_request
     response = render(request, "subscribers/list.html#results" if partial else "subscribers/list.html", context)
     # The same URL answers a whole page or the table alone: caches must keep both apart.
     patch_vary_headers(response, ["HX-Request"])
     return response
+
+
+def _filter_query(params) -> str:
+    """The filter part of the table's query string: what "all matching" selects."""
+    kept = params.copy()
+    for name in ("page", "per_page", "sort"):
+        kept.pop(name, None)
+    return kept.urlencode()
 
 
 def _sort(request, problems):
@@ -95,6 +115,7 @@ def subscriber_detail(request, pk):
     context = {
         "subscriber": subscriber,
         "assignments": label_assignments(subscriber),
+        "history": label_history(subscriber)[:HISTORY_ROWS],
         "can_change_labels": request.user.has_perm(CHANGE_LABELS),
         "back_url": request.get_full_path(),
     }
@@ -155,3 +176,81 @@ def _safe_back_url(request):
     if url_has_allowed_host_and_scheme(back_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
         return back_url
     return reverse("subscribers:list")
+
+
+@require_http_methods(["GET", "POST"])
+@permission_required(CHANGE_LABELS, raise_exception=True)
+def bulk_labels(request):
+    """Add or remove labels on the selected subscribers: pick labels, confirm, then change.
+
+    A Bootstrap dialog loaded by htmx, or plain pages without JavaScript. The
+    selection (ticked rows, or all matching the filter as submitted) travels in
+    hidden fields through every step, so the confirmation counts and the change
+    applies to the very same subscribers.
+    """
+    picking = request.method == "GET"
+    form = BulkLabelsForm(request.POST if request.method == "POST" else request.GET, picking=picking)
+    context = {"form": form, "back_url": _safe_back_url(request), "step": "pick"}
+    if not form.is_valid():
+        if "labels" not in form.errors or len(form.errors) > 1:
+            context["step"] = "problem"
+        return _render_bulk(request, context, status=422)
+    if picking:
+        return _render_bulk(request, context)
+
+    kind, labels, selection = form.cleaned_data["kind"], list(form.cleaned_data["labels"]), form.selection()
+    subscribers = subscribers_matching(selection)
+    if "confirm" not in request.POST:
+        context.update(step="confirm", labels=labels, preview=preview_label_change(subscribers, labels, kind))
+        return _render_bulk(request, context)
+
+    expected = count_subscribers(subscribers, filtered=True).value
+    operation = request_label_operation(
+        kind, labels, by=request.user, source=LabelSource.BULK, selection=selection, expected_count=expected
+    )
+    if operation.status != LabelOperation.Status.DONE:
+        if not request.htmx:
+            status_url = reverse("subscribers:bulk_status", args=[operation.pk])
+            return redirect(f"{status_url}?{urlencode({'next': context['back_url']})}")
+        context.update(step="progress", operation=operation)
+        return _render_bulk(request, context, status=202)
+    return _operation_done(request, operation, context["back_url"])
+
+
+@permission_required(CHANGE_LABELS, raise_exception=True)
+def bulk_status(request, pk):
+    """How a bulk label operation is going; the dialog polls it, a page without JavaScript refreshes."""
+    operation = get_object_or_404(LabelOperation.objects.prefetch_related("labels"), pk=pk)
+    context = {"operation": operation, "back_url": _safe_back_url(request)}
+    if request.htmx and not request.htmx.history_restore_request:
+        response = render(request, "subscribers/bulk_labels.html#status", context)
+        if operation.status == LabelOperation.Status.DONE:
+            response["HX-Trigger"] = _done_triggers(operation, close=False)
+        return response
+    context["step"] = "progress"
+    return render(request, "subscribers/bulk_labels.html", context)
+
+
+def _render_bulk(request, context, status=200):
+    if not request.htmx:
+        template = "subscribers/bulk_labels.html"
+    else:
+        # Opening fills #modal-root with the whole dialog; each later step refills its content.
+        template = "subscribers/bulk_labels.html#" + ("content" if request.method == "POST" else "dialog")
+    return render(request, template, context, status=status)
+
+
+def _operation_done(request, operation, back_url):
+    if not request.htmx:
+        messages.success(request, operation.summary())
+        return redirect(back_url)
+    response = HttpResponse(status=204)
+    response["HX-Trigger"] = _done_triggers(operation, close=True)
+    return response
+
+
+def _done_triggers(operation, *, close: bool) -> str:
+    triggers = {"showMessage": {"text": operation.summary(), "level": "success"}, "subscribers-changed": True}
+    if close:
+        triggers["labelsSaved"] = {}  # closes the dialog
+    return json.dumps(triggers)

@@ -9,7 +9,9 @@
   let returnFocusTo = null; // id of the button that opened the dialog: the row may be replaced meanwhile
 
   function restoreFocus() {
-    const button = returnFocusTo && document.getElementById(returnFocusTo);
+    let button = returnFocusTo && document.getElementById(returnFocusTo);
+    // A bulk action's button hides once the refreshed table has no selection: the table takes the focus.
+    if (button && !button.offsetParent) button = document.querySelector("[data-select-page]:not([hidden])");
     if (button) {
       button.focus();
       returnFocusTo = null;
@@ -17,9 +19,10 @@
   }
 
   document.addEventListener("htmx:beforeRequest", (event) => {
-    if (event.detail.target && event.detail.target.id === "modal-root" && event.detail.elt.id) {
-      returnFocusTo = event.detail.elt.id;
-    }
+    if (!event.detail.target || event.detail.target.id !== "modal-root") return;
+    // A form's dialog returns the focus to the button that submitted it.
+    const opener = event.detail.requestConfig?.triggeringEvent?.submitter || event.detail.elt;
+    if (opener.id) returnFocusTo = opener.id;
   });
 
   // The dialog explains refusals (403), vanished subscribers (404) and invalid choices (422) itself.
@@ -107,5 +110,72 @@
       menu.open = false;
       menu.querySelector("summary").focus();
     });
+  });
+})();
+
+// Bulk label actions: tick rows, "select all on this page", then "select all N matching this filter".
+// Without JavaScript the bar is always shown with an "all matching" checkbox; this script makes it appear
+// only with a selection, as Gmail and the Django admin do.
+(() => {
+  if (window.hexasubsBulkSelection) return;
+  window.hexasubsBulkSelection = true;
+
+  function refresh(form) {
+    const rows = [...form.querySelectorAll("[data-select-row]")];
+    const ticked = rows.filter((box) => box.checked).length;
+    const pageBox = form.querySelector("[data-select-page]");
+    const allMatching = form.querySelector("[data-all-matching]");
+    const banner = form.querySelector("[data-bulk-banner]");
+    const text = form.querySelector("[data-selection-text]");
+    const wholePage = rows.length > 0 && ticked === rows.length;
+    if (!wholePage) allMatching.value = "";
+    const everything = allMatching.value === "1";
+
+    pageBox.hidden = false;
+    pageBox.checked = wholePage;
+    pageBox.indeterminate = ticked > 0 && !wholePage;
+    form.querySelector("[data-bulk-bar]").hidden = ticked === 0;
+    form.classList.toggle("has-selection", ticked > 0);
+    rows.forEach((box) => box.closest("tr").classList.toggle("table-active", box.checked));
+    banner.hidden = !(wholePage && banner.hasAttribute("data-offer-all"));
+    banner.querySelector("[data-banner-page]").hidden = everything;
+    banner.querySelector("[data-banner-all]").hidden = !everything;
+    if (everything) text.textContent = text.dataset.textAll;
+    else if (ticked === 1) text.textContent = text.dataset.textOne;
+    else text.textContent = text.dataset.textMany.replace("__count__", ticked.toLocaleString());
+  }
+
+  function setUp(root) {
+    const forms = root.matches && root.matches("[data-bulk-form]") ? [root] : [...root.querySelectorAll("[data-bulk-form]")];
+    forms.forEach(refresh);
+  }
+  document.addEventListener("DOMContentLoaded", () => setUp(document));
+  document.addEventListener("htmx:load", (event) => {
+    const form = event.detail.elt.closest && event.detail.elt.closest("[data-bulk-form]");
+    if (form) refresh(form);
+    else setUp(event.detail.elt);
+  });
+
+  document.addEventListener("change", (event) => {
+    const form = event.target.closest("[data-bulk-form]");
+    if (!form) return;
+    if (event.target.matches("[data-select-page]")) {
+      form.querySelectorAll("[data-select-row]").forEach((box) => { box.checked = event.target.checked; });
+    }
+    refresh(form);
+  });
+
+  document.addEventListener("click", (event) => {
+    const form = event.target.closest("[data-bulk-form]");
+    if (!form) return;
+    if (event.target.closest("[data-select-all-matching]")) {
+      form.querySelector("[data-all-matching]").value = "1";
+      refresh(form);
+      form.querySelector("[data-clear-selection]").focus();
+    } else if (event.target.closest("[data-clear-selection]")) {
+      form.querySelectorAll("[data-select-row]").forEach((box) => { box.checked = false; });
+      refresh(form);
+      form.querySelector("[data-select-page]").focus();
+    }
   });
 })();
