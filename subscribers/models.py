@@ -136,6 +136,7 @@ class LabelSource(models.TextChoices):
     ADMIN = "admin", _("Administration")
     API = "api", _("API")
     IMPORT = "import", _("Import")
+    LABEL_DELETED = "label_deleted", _("Label deleted")
 
 
 class LabelOperation(models.Model):
@@ -152,7 +153,7 @@ class LabelOperation(models.Model):
         FAILED = "failed", _("Failed")
 
     kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
-    source = models.CharField(_("source"), max_length=10, choices=LabelSource.choices)
+    source = models.CharField(_("source"), max_length=20, choices=LabelSource.choices)
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING)
     labels = models.ManyToManyField(Label, related_name="+", verbose_name=_("labels"))
     label_names = models.JSONField(_("label names"), default=list, help_text=_("As they were when it ran."))
@@ -228,7 +229,7 @@ class LabelChange(models.Model):
     label = models.ForeignKey(Label, on_delete=models.SET_NULL, null=True, related_name="+", db_index=False)
     label_name = models.CharField(_("label"), max_length=64)
     action = models.CharField(_("change"), max_length=10, choices=LabelChangeAction.choices)
-    source = models.CharField(_("source"), max_length=10, choices=LabelSource.choices)
+    source = models.CharField(_("source"), max_length=20, choices=LabelSource.choices)
     changed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
