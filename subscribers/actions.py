@@ -53,6 +53,18 @@ def _stamp(subscribers: QuerySet, needs_change, now, *, bulk: bool) -> None:
     Subscriber.objects.filter(pk__in=subscribers.order_by().filter(needs_change).values("pk")).update(updated_at=now)
 
 
+# After a change this large, PostgreSQL's statistics on the assignments are stale enough for the
+# planner to pick nested loops over hundreds of thousands of rows in the next bulk statement
+# (seen: adding a label to 50,000 subscribers, then removing it, took minutes instead of seconds).
+ANALYZE_AFTER = 10_000
+
+
+def _refresh_statistics(changed: int) -> None:
+    if changed >= ANALYZE_AFTER and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {_table(SubscriberLabel)}")
+
+
 def add_labels(
     subscribers: QuerySet,
     labels: Iterable[Label | int],
@@ -110,6 +122,7 @@ def add_labels(
             (when, user_id, *selection_params, *label_ids),
         )
         created = cursor.rowcount
+        _refresh_statistics(created)
         if created:
             labels_changed.send(Subscriber, changed_at=now, added=label_ids, removed=[], by=by)
     return created
@@ -157,6 +170,7 @@ def remove_labels(
             ),
         )
         deleted, _ = doomed.delete()
+        _refresh_statistics(deleted)
         if deleted:
             labels_changed.send(Subscriber, changed_at=now, added=[], removed=label_ids, by=by)
     return deleted

@@ -137,3 +137,19 @@ def test_history_outlives_a_deleted_label(people, make_label):
         (None, "vip", "added", "app"),
         (None, "vip", "removed", "label_deleted"),
     ]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="Only PostgreSQL keeps planner statistics to refresh.")
+def test_a_large_change_refreshes_the_planner_statistics(people, make_label, monkeypatch):
+    from django.test.utils import CaptureQueriesContext
+
+    from subscribers import actions
+
+    monkeypatch.setattr(actions, "ANALYZE_AFTER", 3)
+    vip = make_label("VIP")
+    with CaptureQueriesContext(connection) as small:
+        add_labels(Subscriber.objects.filter(pk=people[0].pk), [vip])
+    with CaptureQueriesContext(connection) as large:
+        add_labels(Subscriber.objects.all(), [vip])
+    assert not any(query["sql"].startswith("ANALYZE") for query in small.captured_queries)
+    assert any(query["sql"].startswith("ANALYZE") for query in large.captured_queries)
