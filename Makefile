@@ -18,7 +18,9 @@ $(STAMP): $(PY) pyproject.toml
 run: $(STAMP)
 	DEBUG=1 $(PY) manage.py migrate --no-input
 	DEBUG=1 $(PY) manage.py prepare_demo
-	@echo "Serving on http://127.0.0.1:8000"
+	@echo "Serving on http://127.0.0.1:8000 (with a background worker for large bulk changes and webhooks)"
+	DEBUG=1 $(PY) manage.py db_worker --interval 1 & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	DEBUG=1 $(PY) manage.py runserver 127.0.0.1:8000
 
 test: $(STAMP)
