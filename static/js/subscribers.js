@@ -12,10 +12,8 @@
     let button = returnFocusTo && document.getElementById(returnFocusTo);
     // A bulk action's button hides once the refreshed table has no selection: the table takes the focus.
     if (button && !button.offsetParent) button = document.querySelector("[data-select-page]:not([hidden])");
-    if (button) {
-      button.focus();
-      returnFocusTo = null;
-    }
+    // Kept after use: the table may be refreshed after the dialog closed, and the focus must come back again.
+    if (button) button.focus();
   }
 
   document.addEventListener("htmx:beforeRequest", (event) => {
@@ -54,6 +52,17 @@
     if (!document.querySelector("#modal-root [data-hexasubs-modal]") && document.activeElement === document.body) {
       restoreFocus();
     }
+  });
+
+  // Each later step of a dialog (a bulk change's confirmation, progress or a warning) puts the keyboard on its main control.
+  // (htmx:load, because the form that asked for the step is gone from the page by the time it settles.)
+  document.addEventListener("htmx:load", (event) => {
+    const content = event.detail.elt.closest && event.detail.elt.closest("#modal-root .modal.show .modal-content");
+    if (!content) return;
+    const first = ["[data-autofocus]", "[data-filter-list]:not([hidden])", ".form-check-input", ".modal-footer .btn"]
+      .map((selector) => content.querySelector(selector))
+      .find(Boolean);
+    if (first) first.focus();
   });
 
   document.addEventListener("labelsSaved", () => {
@@ -150,10 +159,19 @@
     forms.forEach(refresh);
   }
   document.addEventListener("DOMContentLoaded", () => setUp(document));
+  // After a bulk change the table is refreshed and the selection gone: the keyboard goes back to the table.
+  let refocusTable = false;
+  document.addEventListener("subscribers-changed", () => { refocusTable = true; });
+
   document.addEventListener("htmx:load", (event) => {
     const form = event.detail.elt.closest && event.detail.elt.closest("[data-bulk-form]");
     if (form) refresh(form);
     else setUp(event.detail.elt);
+    const lost = document.activeElement === document.body || !document.activeElement?.offsetParent;
+    if (refocusTable && event.detail.elt.id === "subscriber-results" && lost) {
+      refocusTable = false;
+      (event.detail.elt.querySelector("[data-select-page]") || document.querySelector("main h1"))?.focus();
+    }
   });
 
   document.addEventListener("change", (event) => {
