@@ -89,6 +89,17 @@ def test_the_offer_to_select_all_matching_names_the_total(signed_in, people):
     assert "All 8 subscribers matching this filter are selected." in html
 
 
+def test_a_large_table_offers_the_estimate_as_the_page_shows_it(signed_in, people, monkeypatch):
+    from subscribers import views
+    from subscribers.queries import Total
+
+    monkeypatch.setattr(views, "count_subscribers", lambda queryset, filtered: Total(1_234_567, exact=False))
+    html = shown(signed_in.get(LIST))
+    assert "of about 1.2 million subscribers" in html
+    assert "Select all about 1.2 million subscribers matching this filter" in html
+    assert "About 1.2 million subscribers selected" in html
+
+
 def test_viewers_without_the_permission_get_no_checkboxes_and_may_not_post(client, django_user_model, people, vip):
     viewer = django_user_model.objects.create_user("vera", password="password")
     viewer.user_permissions.add(Permission.objects.get(codename="view_subscriber"))
@@ -354,3 +365,15 @@ def test_the_status_of_an_operation_needs_the_permission(client, nobody, operato
     operation = actions.start_label_operation("add", [vip], by=operator, source="bulk", filters={})
     client.force_login(nobody)
     assert client.get(reverse("subscribers:bulk_status", args=[operation.pk])).status_code == 403
+
+
+def test_all_matching_means_the_filter_submitted_with_the_page_not_a_later_url(signed_in, people, vip):
+    # The operator changed the filter in another tab meanwhile: the form still carries the page's own.
+    data = {
+        **selection(filters="locale=fr", all_matching=True, labels=[vip], confirm=True),
+        "next": f"{LIST}?locale=en",
+    }
+    response = signed_in.post(URL, data)
+    assert response["Location"] == f"{LIST}?locale=en"
+    assert carrying(vip) == pks(people[:5])
+    assert LabelOperation.objects.get().filters == {"filters": {"locale": ["fr"]}}

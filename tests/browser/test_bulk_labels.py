@@ -50,7 +50,8 @@ def test_an_operator_adds_a_label_to_all_subscribers_matching_a_filter(page, log
     expect(bar).to_be_visible()
     expect(bar.get_by_text("25 subscribers selected")).to_be_visible()
     page.get_by_role("button", name="Select all 30 subscribers matching this filter").click()
-    expect(bar.get_by_text("All 30 subscribers matching this filter are selected.")).to_be_visible()
+    expect(bar.get_by_text("30 subscribers selected")).to_be_visible()
+    expect(page.get_by_text("All 30 subscribers matching this filter are selected.")).to_be_visible()
     expect(page.get_by_role("button", name="Clear selection")).to_be_visible()
     screenshot("bulk-selection")
 
