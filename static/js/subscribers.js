@@ -11,7 +11,7 @@
   function restoreFocus() {
     let button = returnFocusTo && document.getElementById(returnFocusTo);
     // A bulk action's button hides once the refreshed table has no selection: the table takes the focus.
-    if (button && !button.offsetParent) button = document.querySelector("[data-select-page]:not([hidden])");
+    if (button && !button.offsetParent) button = document.querySelector("[data-select-page]");
     // Kept after use: the table may be refreshed after the dialog closed, and the focus must come back again.
     if (button) button.focus();
   }
@@ -128,6 +128,8 @@
 (() => {
   if (window.hexasubsBulkSelection) return;
   window.hexasubsBulkSelection = true;
+  // With this class the bar waits for a selection and the page box shows, also in freshly swapped tables.
+  document.documentElement.classList.add("js-bulk");
 
   function refresh(form) {
     const rows = [...form.querySelectorAll("[data-select-row]")];
@@ -140,10 +142,9 @@
     if (!wholePage) allMatching.value = "";
     const everything = allMatching.value === "1";
 
-    pageBox.hidden = false;
     pageBox.checked = wholePage;
     pageBox.indeterminate = ticked > 0 && !wholePage;
-    form.querySelector("[data-bulk-bar]").hidden = ticked === 0;
+    form.querySelector("[data-bulk-bar]").classList.toggle("is-active", ticked > 0);
     form.classList.toggle("has-selection", ticked > 0);
     rows.forEach((box) => box.closest("tr").classList.toggle("table-active", box.checked));
     banner.hidden = !(wholePage && banner.hasAttribute("data-offer-all"));

@@ -182,3 +182,30 @@ def test_without_javascript_the_bulk_action_is_a_plain_form_flow(browser, live_s
     expect(page.get_by_text("Added 'Newsletter' to 30 subscribers (0 already had it).")).to_be_visible()
     expect(row_of(page, "Ada Lovelace").get_by_text("Newsletter")).to_be_visible()
     context.close()
+
+
+def test_a_large_selection_shows_progress_then_the_result(page, log_in, operator, audience, monkeypatch, screenshot):
+    from subscribers import actions
+    from subscribers.tasks import run_bulk_label_operation
+
+    monkeypatch.setattr(actions, "BACKGROUND_THRESHOLD", 10)
+    log_in(operator)
+    page.goto("/subscribers/?label=vip&sort=created")
+    page.get_by_role("checkbox", name="Select all on this page").check()
+    page.get_by_role("button", name="Select all 30 subscribers matching this filter").click()
+    page.get_by_role("button", name="Add labels…").click()
+    dialog = page.get_by_role("dialog", name="Add labels")
+    dialog.get_by_role("checkbox", name="Newsletter").check()
+    dialog.get_by_role("button", name="Continue").click()
+    dialog.get_by_role("button", name="Add labels").click()
+    expect(dialog.get_by_text("Waiting for the background worker…")).to_be_visible()
+    screenshot("bulk-progress")
+
+    # What `manage.py db_worker` does; the dialog, polling every second, then shows the result.
+    run_bulk_label_operation.call(LabelOperation.objects.get().pk)
+    expect(dialog.get_by_text("Added 'Newsletter' to 30 subscribers (0 already had it).")).to_be_visible()
+    expect(page.get_by_role("status").filter(has_text="Added 'Newsletter'").last).to_be_visible()
+    screenshot("bulk-done")
+    dialog.get_by_role("button", name="Close").last.click()
+    expect(dialog).to_be_hidden()
+    expect(row_of(page, "Ada Lovelace").get_by_text("Newsletter")).to_be_visible()
