@@ -65,7 +65,8 @@ def main():
         for kind, runs in results.items():
             assert all(run["changed"] == size for run in runs), [run["changed"] for run in runs]
             median = {
-                key: statistics.median(run[key] for run in runs) for key in ("wall", "with", "without", "history")
+                key: statistics.median(run[key] for run in runs)
+                for key in ("wall", "with", "without", "history", "stamp")
             }
             print(
                 f"{kind:6} {size:>7,}: with history {median['with']:.2f} s (wall {median['wall']:.2f} s), "
