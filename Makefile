@@ -28,5 +28,10 @@ test: $(STAMP)
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# A million subscribers on PostgreSQL (DATABASE_URL, default hexasubs_bench), ours against the plain admin:
+# writes BENCHMARKS.md. `make bench BENCH_ARGS=--smoke` runs a tiny data set instead (seconds).
+bench: $(STAMP)
+	$(PY) bench/run.py $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache
