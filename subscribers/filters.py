@@ -4,8 +4,9 @@ from datetime import datetime, time, timedelta
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import CharField, Exists, F, Func, OuterRef, Q
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from labels.models import Label
@@ -27,6 +28,46 @@ def _validate_locale_prefix(value):
 
 def _assignments():
     return SubscriberLabel.objects.filter(subscriber=OuterRef("pk"))
+
+
+class FullName(Func):
+    """`first_name || ' ' || last_name`: what the name search looks in.
+
+    On PostgreSQL a trigram index covers `UPPER()` of exactly this expression
+    (migration 0005), so a search reads a few index pages instead of every row.
+    The words of a search never contain a space, so matching a word against the
+    joined name is the same as matching it against either name.
+    """
+
+    template = "(%(expressions)s)"
+    arg_joiner = " || ' ' || "
+    output_field = CharField()
+
+    def __init__(self):
+        super().__init__(F("first_name"), F("last_name"))
+
+
+class QuickCheckboxes(forms.CheckboxSelectMultiple):
+    """Checkboxes whose `<input>` tags are written in Python, as Django's templates would write them.
+
+    The page renders each label's box with `{{ choice.tag }}`: through the
+    template engine that took about 70 ms for 200 labels, a third of the page.
+    """
+
+    def _render(self, template_name, context, renderer=None):
+        widget = context.get("widget", {})
+        if template_name != self.option_template_name or widget.get("wrap_label"):
+            return super()._render(template_name, context, renderer)
+        value = "" if widget["value"] is None else format_html(' value="{}"', widget["value"])
+        attrs = format_html_join("", "{}", ((_attribute(name, value),) for name, value in widget["attrs"].items()))
+        return format_html('<input type="{}" name="{}"{}{}>', widget["type"], widget["name"], value, attrs)
+
+
+def _attribute(name, value):
+    """One attribute as django/forms/widgets/attrs.html writes it."""
+    if value is False:
+        return ""
+    return format_html(" {}", name) if value is True else format_html(' {}="{}"', name, value)
 
 
 def _start_of(day):
@@ -64,7 +105,7 @@ class SubscriberFilter(django_filters.FilterSet):
         to_field_name="name",
         method="applied_in_filter_queryset",
         label=_("Labels"),
-        widget=forms.CheckboxSelectMultiple,
+        widget=QuickCheckboxes,
         error_messages={"invalid_choice": _("There is no label named “%(value)s”; it may have been deleted.")},
     )
     label_mode = django_filters.ChoiceFilter(
@@ -136,8 +177,8 @@ class SubscriberFilter(django_filters.FilterSet):
         # Every word must appear in the first or last name, so "ada lovelace" and "Lovelace Ada" both match.
         by_name = Q()
         for word in words:
-            by_name &= Q(first_name__icontains=word) | Q(last_name__icontains=word)
-        return queryset.filter(by_name | Q(foreign_id=value.strip()))
+            by_name &= Q(full_name__icontains=word)
+        return queryset.alias(full_name=FullName()).filter(by_name | Q(foreign_id=value.strip()))
 
     def in_channels(self, queryset, name, value):
         return queryset.filter(channel__in=value) if value else queryset
