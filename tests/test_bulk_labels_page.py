@@ -377,3 +377,12 @@ def test_all_matching_means_the_filter_submitted_with_the_page_not_a_later_url(s
     assert response["Location"] == f"{LIST}?locale=en"
     assert carrying(vip) == pks(people[:5])
     assert LabelOperation.objects.get().filters == {"filters": {"locale": ["fr"]}}
+
+
+def test_the_status_of_a_failed_operation_says_why(signed_in, operator, vip):
+    operation = actions.start_label_operation("add", [vip], by=operator, source="bulk", filters={})
+    LabelOperation.objects.filter(pk=operation.pk).update(status="failed", error="disk full")
+    response = signed_in.get(reverse("subscribers:bulk_status", args=[operation.pk]), headers=HTMX)
+    html = shown(response)
+    assert "The change failed; no label was added or removed." in html and "disk full" in html
+    assert "every 1s" not in html and "HX-Trigger" not in response
