@@ -204,9 +204,10 @@ def bulk_labels(request):
         context.update(step="confirm", labels=labels, preview=preview_label_change(subscribers, labels, kind))
         return _render_bulk(request, context)
 
-    expected = count_subscribers(subscribers, filtered=True).value
+    # Counted exactly, as the confirmation did: a planner estimate of a filtered selection can be
+    # several times off, and would keep a request busy for a change meant for the background.
     operation = request_label_operation(
-        kind, labels, by=request.user, source=LabelSource.BULK, selection=selection, expected_count=expected
+        kind, labels, by=request.user, source=LabelSource.BULK, selection=selection, expected_count=subscribers.count()
     )
     if operation.status != LabelOperation.Status.DONE:
         if not request.htmx:
