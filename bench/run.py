@@ -58,6 +58,7 @@ def main(argv=None) -> int:
     parser.add_argument("--subscribers", type=int, help="data set size (default 1,000,000; 2,000 with --smoke)")
     parser.add_argument("--labels", type=int, default=200)
     parser.add_argument("--repeat", type=int, help="requests per case (default 9; 2 with --smoke)")
+    parser.add_argument("--bulk-repeat", type=int, help="bulk add/remove runs (default 3; 1 with --smoke)")
     parser.add_argument("--only", help="run only the cases whose name contains this text")
     parser.add_argument("--load-only", action="store_true", help="build (or find) the data set and stop")
     parser.add_argument(
@@ -87,6 +88,7 @@ def main(argv=None) -> int:
         repeat=repeat,
         smoke=args.smoke,
         only=args.only,
+        bulk_repeat=args.bulk_repeat or (1 if args.smoke else 3),
         output=Path(args.output) if args.output else None if args.only or args.smoke else ROOT / "BENCHMARKS.md",
     )
     return 0

@@ -43,7 +43,7 @@ class SubscriberTable(tables.Table):
     # Sorted by the channel key, which groups subscribers per channel through the
     # (channel, id) index; sorting by title would need a join and a sort of every row.
     channel = tables.Column(
-        verbose_name=_("Channel"), accessor="channel__title", order_by=("channel", "id"), attrs=NOWRAP
+        verbose_name=_("Channel"), accessor="channel__title", order_by=("channel_id", "id"), attrs=NOWRAP
     )
     gender = tables.Column(verbose_name=_("Gender"), order_by=("gender", "id"), attrs=WIDE_SCREENS_ONLY)
     locale = tables.Column(verbose_name=_("Locale"), order_by=("locale", "id"), attrs=WIDE_SCREENS_ONLY)
