@@ -1,8 +1,10 @@
+import importlib
 import os
 import shutil
 from pathlib import Path
 
 import pytest
+from django.apps import apps
 from django.contrib.auth.models import Group
 from django.core.cache import cache
 from django.test import Client
@@ -23,6 +25,23 @@ def _static_files_without_manifest(settings):
     }
     settings.WHITENOISE_USE_FINDERS = True
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+standard_data = importlib.import_module("subscribers.migrations.0002_standard_channels_and_groups")
+
+
+@pytest.fixture(autouse=True)
+def _standard_channels_and_groups_in_committed_tests(request):
+    """Tests that commit for real (browser, races) get an emptied database after each of them.
+
+    Restore what the data migration made (channels, groups) before each, as a newly
+    migrated database has them; Django recreates the permissions itself.
+    """
+    marker = request.node.get_closest_marker("django_db")
+    if marker and marker.kwargs.get("transaction"):
+        request.getfixturevalue("transactional_db")
+        standard_data.create_channels(apps, None)
+        standard_data.fill_groups(apps)
 
 
 def _user(django_user_model, username, *groups):
