@@ -3,12 +3,11 @@ from urllib.parse import urlencode
 import django_tables2 as tables
 from django.contrib.humanize.templatetags.humanize import intcomma
 from django.urls import reverse
-from django.utils.formats import date_format
 from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import mark_safe
-from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 
+from hexasubs.tables import short_date
 from labels.models import Label
 from labels.queries import subscriber_counts, with_subscriber_count
 
@@ -17,17 +16,6 @@ def _from(breakpoint, td_class=""):
     """Cell attributes for a column shown only from the Bootstrap `breakpoint` up."""
     shown = f"d-none d-{breakpoint}-table-cell"
     return {"th": {"class": shown}, "td": {"class": f"{shown} {td_class}".strip()}}
-
-
-def _date(value):
-    """The day, with the full date and time on hover."""
-    value = localtime(value)
-    return format_html(
-        '<time datetime="{}" title="{}">{}</time>',
-        value.isoformat(),
-        date_format(value, "DATETIME_FORMAT"),
-        date_format(value, "SHORT_DATE_FORMAT"),
-    )
 
 
 def _breakable(name):
@@ -113,10 +101,10 @@ class LabelTable(tables.Table):
         )
 
     def render_created_at(self, value):
-        return _date(value)
+        return short_date(value)
 
     def render_updated_at(self, value):
-        return _date(value)
+        return short_date(value)
 
     def render_actions(self, record):
         buttons = []

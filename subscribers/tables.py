@@ -1,26 +1,15 @@
 import django_tables2 as tables
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
-from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 
+from hexasubs.tables import short_date
 from subscribers.models import Subscriber
 
 NOWRAP = {"td": {"class": "text-nowrap"}}
 # Gender, locale and Updated give way first on a phone; the detail page shows them all.
 WIDE_SCREENS_ONLY = {"th": {"class": "d-none d-md-table-cell"}, "td": {"class": "text-nowrap d-none d-md-table-cell"}}
-
-
-def _moment(value):
-    local = localtime(value)
-    return format_html(
-        '<time datetime="{}" title="{}">{}</time>',
-        local.isoformat(),
-        date_format(local, "DATETIME_FORMAT"),
-        date_format(local, "SHORT_DATE_FORMAT"),
-    )
 
 
 class SubscriberTable(tables.Table):
@@ -100,10 +89,10 @@ class SubscriberTable(tables.Table):
         )
 
     def render_created(self, value):
-        return _moment(value)
+        return short_date(value)
 
     def render_updated(self, value):
-        return _moment(value)
+        return short_date(value)
 
     def render_actions(self, record):
         if not self.can_change_labels:
