@@ -149,13 +149,28 @@ def page(browser, live_server):
 @pytest.fixture
 def log_in(page):
     def log_in(user, password="password"):
-        page.goto("/accounts/login/")
-        page.get_by_label("Username").fill(user.get_username())
-        page.get_by_label("Password").fill(password)
-        page.get_by_role("button", name="Log in").click()
-        page.wait_for_load_state()
+        _log_in(page, user, password)
 
     return log_in
+
+
+def _log_in(page, user, password="password"):
+    page.goto("/accounts/login/")
+    page.get_by_label("Username").fill(user.get_username())
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_load_state()
+
+
+@pytest.fixture
+def operator_without_javascript(browser, live_server, operator):
+    """A page with JavaScript switched off, signed in as the operator: the plain-HTML flows."""
+    context = browser.new_context(base_url=live_server.url, java_script_enabled=False)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    _log_in(page, operator)
+    yield page
+    context.close()
 
 
 @pytest.fixture

@@ -164,13 +164,8 @@ def test_on_a_phone_the_bar_and_dialogs_fit(page, log_in, operator, audience, sc
     screenshot("bulk-confirm-phone")
 
 
-def test_without_javascript_the_bulk_action_is_a_plain_form_flow(browser, live_server, operator, audience):
-    context = browser.new_context(base_url=live_server.url, java_script_enabled=False)
-    page = context.new_page()
-    page.goto("/accounts/login/")
-    page.get_by_label("Username").fill("olivia")
-    page.get_by_label("Password").fill("password")
-    page.get_by_role("button", name="Log in").click()
+def test_without_javascript_the_bulk_action_is_a_plain_form_flow(operator_without_javascript, audience):
+    page = operator_without_javascript
     page.goto("/subscribers/?label=vip&sort=created")
     page.get_by_role("checkbox", name="Select all 30 subscribers matching this filter").check()
     page.get_by_role("button", name="Add labels…").click()
@@ -181,7 +176,6 @@ def test_without_javascript_the_bulk_action_is_a_plain_form_flow(browser, live_s
     expect(page).to_have_url(re.compile(r"/subscribers/\?label=vip&sort=created$"))
     expect(page.get_by_text("Added 'Newsletter' to 30 subscribers (0 already had it).")).to_be_visible()
     expect(row_of(page, "Ada Lovelace").get_by_text("Newsletter")).to_be_visible()
-    context.close()
 
 
 def test_a_large_selection_shows_progress_then_the_result(page, log_in, operator, audience, monkeypatch, screenshot):

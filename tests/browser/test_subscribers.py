@@ -150,13 +150,8 @@ def test_the_detail_page(page, log_in, operator, audience, screenshot):
     screenshot("subscriber-detail")
 
 
-def test_without_javascript_filters_and_the_labels_form_still_work(browser, live_server, operator, audience):
-    context = browser.new_context(base_url=live_server.url, java_script_enabled=False)
-    page = context.new_page()
-    page.goto("/accounts/login/")
-    page.get_by_label("Username").fill("olivia")
-    page.get_by_label("Password").fill("password")
-    page.get_by_role("button", name="Log in").click()
+def test_without_javascript_filters_and_the_labels_form_still_work(operator_without_javascript, audience):
+    page = operator_without_javascript
     page.goto("/subscribers/?label=vip&sort=created")
     expect(page.get_by_text("1\u201325 of 30 subscribers")).to_be_visible()
     ada_row(page).get_by_role("link", name="Manage labels of Ada Lovelace").click()
@@ -165,4 +160,3 @@ def test_without_javascript_filters_and_the_labels_form_still_work(browser, live
     expect(page).to_have_url(re.compile(r"/subscribers/\?label=vip&sort=created$"))
     expect(page.get_by_text("Labels updated for Ada Lovelace")).to_be_visible()
     expect(ada_row(page).get_by_text("Beta testers")).to_be_visible()
-    context.close()
