@@ -5,13 +5,14 @@ import time
 from django.core.cache import cache
 from django.db.models import Exists, OuterRef
 from django.http import Http404
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 from ninja.errors import HttpError
 from ninja.security import HttpBearer
 from ninja.throttling import BaseThrottle
 
-from api.actions import note_key_used
+from api.actions import LAST_USED_PRECISION, note_key_used
 from api.errors import BodyTooLarge, InvalidInput
 from api.models import ApiKey, split_key
 from subscribers.models import Channel
@@ -38,8 +39,22 @@ class ApiKeyAuth(HttpBearer):
         key = ApiKey.objects.filter(prefix=prefix, revoked_at__isnull=True).first()
         if key is None or not key.matches(secret):
             return None
-        note_key_used(key)
+        _note_use_once(key)
         return key
+
+
+def _note_use_once(key: ApiKey) -> None:
+    """Record the key's use at most once a minute, from one process only.
+
+    Requests of one key that arrive together all read the same stale `last_used_at`; without this
+    each would update the key's row and queue behind the others' row lock. The first to claim the
+    stale value in the shared cache writes; the others go on without touching the row.
+    """
+    if key.last_used_at is not None and timezone.now() - key.last_used_at < LAST_USED_PRECISION:
+        return
+    seen = key.last_used_at.timestamp() if key.last_used_at else 0
+    if cache.add(f"api-key-used:{key.pk}:{seen}", True, timeout=LAST_USED_PRECISION.total_seconds() * 2):
+        note_key_used(key)
 
 
 def _reject_nul_characters(request):

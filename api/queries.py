@@ -1,14 +1,15 @@
-"""Reads for the bot runtime: the subscriber list with the Subscribers page's filters, keyset-paginated."""
+"""Reads for the bot runtime: keyset pages of subscribers and of label changes."""
 
 import base64
 import binascii
 from datetime import datetime
 
-from django.db.models import Exists, OuterRef, Prefetch, Q, prefetch_related_objects
+from django.db.models import Prefetch, prefetch_related_objects
+from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan
 from django.utils.translation import gettext as _
 
 from labels.models import Label
-from subscribers.models import Subscriber, SubscriberLabel
+from subscribers.models import Subscriber
 
 
 class BadCursor(ValueError):
@@ -30,46 +31,30 @@ def fetch_labels(subscriber: Subscriber) -> Subscriber:
     return subscriber
 
 
-def filter_by_labels(subscribers, label_ids: list[int], mode: str):
-    """`any`: carries one of the labels; `all`: carries each; `none`: carries none of them."""
-    if not label_ids:
-        return subscribers
-    if mode == "all":
-        for label_id in label_ids:
-            subscribers = subscribers.filter(
-                Exists(SubscriberLabel.objects.filter(subscriber=OuterRef("pk"), label_id=label_id))
-            )
-        return subscribers
-    carries_one = Exists(SubscriberLabel.objects.filter(subscriber=OuterRef("pk"), label_id__in=label_ids))
-    return subscribers.exclude(carries_one) if mode == "none" else subscribers.filter(carries_one)
-
-
-def filter_by_locale(subscribers, locale: str):
-    """`fr` matches fr, fr-FR and fr-CA; `fr-CA` matches only fr-CA."""
-    return subscribers.filter(Q(locale__iexact=locale) | Q(locale__istartswith=f"{locale}-"))
-
-
-def search(subscribers, q: str):
-    """First or last name containing `q`, or the exact foreign id."""
-    q = q.strip()
-    if not q:
-        return subscribers
-    return subscribers.filter(Q(first_name__icontains=q) | Q(last_name__icontains=q) | Q(foreign_id=q))
-
-
-def encode_cursor(subscriber: Subscriber) -> str:
-    raw = f"{subscriber.updated_at.isoformat()}|{subscriber.pk}"
+def encode_cursor(subscriber: Subscriber, *, by_id: bool) -> str:
+    raw = f"id|{subscriber.pk}" if by_id else f"updated|{subscriber.updated_at.isoformat()}|{subscriber.pk}"
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def after_cursor(subscribers, cursor: str):
-    """The subscribers after `cursor` in (updated_at, id) order: an index range scan, however deep the page."""
+def after_cursor(subscribers, cursor: str, *, by_id: bool):
+    """The subscribers after `cursor`: an index range scan in either order, however deep the page.
+
+    By id for label-filtered lists; else by (updated_at, id), compared as one
+    row value so PostgreSQL reads the (updated_at, id) index from that point on
+    (the equivalent `a > x OR (a = x AND id > y)` is no index range).
+    """
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        updated_at, pk = raw.split("|")
-        updated_at, pk = datetime.fromisoformat(updated_at), int(pk)
+        kind, *values = raw.split("|")
+        if by_id:
+            if kind != "id" or len(values) != 1:
+                raise ValueError(cursor)
+            return subscribers.filter(pk__gt=int(values[0]))
+        if kind != "updated" or len(values) != 2:
+            raise ValueError(cursor)
+        updated_at, pk = datetime.fromisoformat(values[0]), int(values[1])
         if updated_at.tzinfo is None:
             raise ValueError(cursor)
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise BadCursor(_("The cursor is not one this API returned.")) from exc
-    return subscribers.filter(Q(updated_at__gt=updated_at) | Q(updated_at=updated_at, pk__gt=pk))
+    return subscribers.filter(TupleGreaterThan(Tuple("updated_at", "pk"), (updated_at, pk)))

@@ -10,7 +10,8 @@ from ninja import Field, Schema
 from pydantic import AfterValidator, BeforeValidator, ConfigDict
 from pydantic_core import PydanticCustomError
 
-from labels.models import Color
+from labels.models import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH, Color
+from labels.names import normalise_title
 from subscribers.models import Gender, Subscriber
 
 
@@ -111,9 +112,10 @@ class LabelChangeIn(Schema):
 class LabelIn(Schema):
     model_config = ConfigDict(extra="forbid")
 
-    title: str = Field(max_length=100)
+    # Normalised as the model stores it (labels.names.normalise_title); the limits are the model's.
+    title: Annotated[str, Field(max_length=TITLE_MAX_LENGTH), AfterValidator(normalise_title)]
     name: str = Field("", max_length=64, description="Generated from the title when blank.")
-    description: str = Field("", max_length=2000)
+    description: str = Field("", max_length=DESCRIPTION_MAX_LENGTH)
     color: str = Field("", json_schema_extra={"enum": [*Color.values, ""]})
 
 
@@ -136,3 +138,36 @@ class UnknownLabels(Schema):
 
 class FieldErrors(Schema):
     detail: list[dict]
+
+
+class SubscriberRef(Schema):
+    id: int
+    channel: str
+    foreign_id: str
+
+
+class LabelChangeEntry(Schema):
+    type: str = Field(description="`change`: one label on one subscriber; `operation`: a bulk change.")
+    id: int
+    at: datetime = Field(description="When the change was made, or when the bulk operation finished.")
+    action: str = Field(description="`added` or `removed`.")
+    source: str
+    labels: list[str] = Field(description="Names of the labels, as they were then.")
+    subscriber: SubscriberRef | None = Field(None, description="For a single change.")
+    subscribers_changed: int | None = Field(None, description="For a bulk operation.")
+    members_url: str | None = Field(None, description="For a bulk operation: page through who it changed.")
+
+
+class LabelChangePage(Schema):
+    items: list[LabelChangeEntry]
+    next_cursor: str | None = Field(description="Pass as `after` to read on; keep the last one to poll later.")
+
+
+class OperationMember(Schema):
+    subscriber: SubscriberRef
+    label: str
+
+
+class OperationMemberPage(Schema):
+    items: list[OperationMember]
+    next_cursor: str | None = Field(description="Pass as `after` to get the next page; null on the last page.")

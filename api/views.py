@@ -6,6 +6,8 @@ from typing import Literal
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from django.utils.datastructures import MultiValueDict
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from ninja import NinjaAPI, Query, Status
@@ -13,23 +15,29 @@ from ninja.errors import AuthenticationError, HttpError
 from ninja.openapi.docs import Swagger
 
 from api import queries
-from api.actions import PROFILE_FIELDS, change_subscriber_labels, upsert_subscriber
 from api.auth import ApiKeyAuth, PerKeyRateLimit, permitted_channel, permitted_channels
 from api.errors import BodyTooLarge, InvalidInput, UnknownLabelNames
 from api.schemas import (
     Error,
     FieldErrors,
     LabelChangeIn,
+    LabelChangePage,
     LabelIn,
     LabelOut,
+    OperationMemberPage,
     ProfileIn,
     SubscriberOut,
     SubscriberPage,
     UnknownLabels,
 )
+from labels.actions import create_label as save_new_label
 from labels.forms import LabelForm
 from labels.models import Label
-from subscribers.models import Subscriber
+from subscribers import actions as subscriber_actions
+from subscribers.actions import PROFILE_FIELDS
+from subscribers.filters import SubscriberFilter
+from subscribers.models import LabelOperation, LabelSource, Subscriber
+from subscribers.queries import label_change_feed, operation_members
 
 
 class LocalSwagger(Swagger):
@@ -130,7 +138,7 @@ def _unknown_labels(request, exc):
 def put_subscriber(request, channel: str, foreign_id: str, profile: ProfileIn):
     channel_obj = permitted_channel(request.auth, channel)
     _check_foreign_id(foreign_id)
-    subscriber, created, _changed = upsert_subscriber(channel_obj, foreign_id, profile.model_dump(exclude_unset=True))
+    subscriber, created, _changed = subscriber_actions.upsert_subscriber(channel_obj, foreign_id, profile.model_dump(exclude_unset=True))
     subscriber.channel = channel_obj
     return Status(201 if created else 200, _subscriber_out(queries.fetch_labels(subscriber)))
 
@@ -161,8 +169,11 @@ def post_subscriber_labels(request, channel: str, foreign_id: str, change: Label
     channel_obj = permitted_channel(request.auth, channel)
     subscriber = get_object_or_404(Subscriber, channel=channel_obj, foreign_id=foreign_id)
     labels = {label.name: label for label in _labels_named([*change.add, *change.remove])}
-    change_subscriber_labels(
-        subscriber, add=[labels[name] for name in change.add], remove=[labels[name] for name in change.remove]
+    subscriber_actions.change_labels(
+        subscriber,
+        add=[labels[name] for name in change.add],
+        remove=[labels[name] for name in change.remove],
+        source=LabelSource.API,
     )
     return _subscriber_out(queries.with_labels(Subscriber.objects).get(pk=subscriber.pk))
 
@@ -171,7 +182,11 @@ def post_subscriber_labels(request, channel: str, foreign_id: str, change: Label
     "/subscribers",
     response={200: SubscriberPage, 400: UnknownLabels, **ON_CHANNEL},
     summary="Subscribers, filtered like the Subscribers page",
-    description="Ordered by (updated_at, id): poll with `updated_since` and follow `next_cursor`.",
+    description=(
+        "The Subscribers page's own filters. Filtered by labels, ordered by id; otherwise by (updated_at, id), "
+        "`updated_at` being the profile's date (label changes do not move it: read `/label-changes`). "
+        "Follow `next_cursor` with the same filters."
+    ),
 )
 def list_subscribers(
     request,
@@ -186,27 +201,106 @@ def list_subscribers(
 ):
     if updated_since is not None and updated_since.tzinfo is None:
         raise InvalidInput(["query", "updated_since"], _("Give a time zone, such as 2026-01-31T12:00:00Z."))
-    subscribers = Subscriber.objects.filter(permitted_channels(request.auth))
     if channel:
-        subscribers = subscribers.filter(channel=permitted_channel(request.auth, channel))
+        permitted_channel(request.auth, channel)
     if label:
-        subscribers = queries.filter_by_labels(subscribers, [found.pk for found in _labels_named(label)], mode)
-    if locale:
-        subscribers = queries.filter_by_locale(subscribers, locale)
-    subscribers = queries.search(subscribers, q)
+        _labels_named(label)
+    params = {"label": label or [], "label_mode": [mode], "channel": [channel], "locale": [locale], "q": [q]}
+    filters = SubscriberFilter(
+        MultiValueDict({name: values for name, values in params.items() if any(values)}),
+        queryset=Subscriber.objects.filter(permitted_channels(request.auth)),
+    )
+    if not filters.is_valid():
+        raise InvalidInput(["query"], " ".join(filters.problems()))
+    subscribers = filters.qs
     if updated_since is not None:
         subscribers = subscribers.filter(updated_at__gte=updated_since)
+    by_id = bool(label)
     if cursor:
         try:
-            subscribers = queries.after_cursor(subscribers, cursor)
+            subscribers = queries.after_cursor(subscribers, cursor, by_id=by_id)
         except queries.BadCursor as exc:
             raise InvalidInput(["query", "cursor"], str(exc)) from None
-    page = list(queries.with_labels(subscribers.order_by("updated_at", "pk"))[: limit + 1])
+    ordered = subscribers.order_by("pk") if by_id else subscribers.order_by("updated_at", "pk")
+    page = list(queries.with_labels(ordered)[: limit + 1])
     more = len(page) > limit
     page = page[:limit]
     return {
         "items": [_subscriber_out(subscriber) for subscriber in page],
-        "next_cursor": queries.encode_cursor(page[-1]) if more else None,
+        "next_cursor": queries.encode_cursor(page[-1], by_id=by_id) if more else None,
+    }
+
+
+@api.get(
+    "/label-changes",
+    response={200: LabelChangePage, 422: FieldErrors, **COMMON},
+    summary="Label changes, oldest first",
+    description=(
+        "Every label added to or removed from a subscriber: single changes one by one, bulk changes as one "
+        "entry each with a link to who they changed. Keep the last `next_cursor` and poll with it as `after`. "
+        "Entries appear a few seconds after they are made, once every transaction before them has committed."
+    ),
+)
+def list_label_changes(request, after: str = "", limit: int = Query(100, ge=1, le=500)):
+    try:
+        entries, next_cursor = label_change_feed(after, limit, visible=permitted_channels(request.auth))
+    except ValueError:
+        raise InvalidInput(["query", "after"], _("The cursor is not one this API returned.")) from None
+    return {"items": [_change_entry(entry) for entry in entries], "next_cursor": next_cursor}
+
+
+def _change_entry(entry) -> dict:
+    item = entry.item
+    if entry.kind == "change":
+        return {
+            "type": "change",
+            "id": item.pk,
+            "at": entry.at,
+            "action": item.action,
+            "source": item.source,
+            "labels": [item.label_name],
+            "subscriber": {
+                "id": item.subscriber_id,
+                "channel": item.subscriber.channel.name,
+                "foreign_id": item.subscriber.foreign_id,
+            },
+        }
+    return {
+        "type": "operation",
+        "id": item.pk,
+        "at": entry.at,
+        "action": "added" if item.kind == LabelOperation.Kind.ADD else "removed",
+        "source": item.source,
+        "labels": item.label_names,
+        "subscribers_changed": item.changed_subscribers,
+        "members_url": reverse("api:label_operation_members", args=[item.pk]),
+    }
+
+
+@api.get(
+    "/label-operations/{operation_id}/members",
+    response={200: OperationMemberPage, 422: FieldErrors, **ON_CHANNEL},
+    url_name="label_operation_members",
+    summary="Who a bulk label change changed",
+    description="Each subscriber and label the operation added or removed, by subscriber id.",
+)
+def list_operation_members(request, operation_id: int, after: str = "", limit: int = Query(500, ge=1, le=5000)):
+    operation = get_object_or_404(LabelOperation, pk=operation_id)
+    try:
+        members = list(operation_members(operation, after, limit + 1, visible=permitted_channels(request.auth)))
+    except ValueError:
+        raise InvalidInput(["query", "after"], _("The cursor is not one this API returned.")) from None
+    more = len(members) > limit
+    members = members[:limit]
+    return {
+        "items": [
+            {
+                "subscriber": {"id": subscriber_id, "channel": channel, "foreign_id": foreign_id},
+                "label": label_name,
+            }
+            for subscriber_id, label_id, channel, foreign_id, label_name in members
+        ],
+        "next_cursor": f"{members[-1][0]}.{members[-1][1]}" if more else None,
     }
 
 
@@ -229,4 +323,11 @@ def create_label(request, data: LabelIn):
             for field, messages in form.errors.items()
         ]
         return Status(422, {"detail": errors})
-    return Status(201, form.save())
+    label = save_new_label(form)
+    if label is None:
+        errors = [
+            {"loc": ["body", "data", field], "msg": " ".join(messages), "type": "conflict"}
+            for field, messages in form.errors.items()
+        ]
+        return Status(422, {"detail": errors})
+    return Status(201, label)

@@ -5,9 +5,11 @@ off: a production start without one fails loudly instead of running with a
 well-known key.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.contrib.messages import constants as message_constants
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 from django.utils.translation import gettext_lazy as _
@@ -15,6 +17,11 @@ from django.utils.translation import gettext_lazy as _
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
+# `make run` leaves a git-ignored .env (DEBUG=1 and a generated SECRET_KEY) so that every manage.py command
+# works in development; the real environment wins over it. ENV_FILE="" reads none, as on a fresh host.
+_ENV_FILE = env.str("ENV_FILE", default=str(BASE_DIR / ".env"))
+if _ENV_FILE and Path(_ENV_FILE).is_file():
+    environ.Env.read_env(_ENV_FILE)
 
 
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
@@ -63,13 +70,15 @@ INSTALLED_APPS = [
     "django_tables2",
     "crispy_forms",
     "crispy_bootstrap5",
+    # Before django_tasks_db: its db_worker command is ours, with the sweep that resumes stalled work.
+    "hexasubs",
     "django_tasks_db",
     "ninja",
-    "hexasubs",
     "labels",
     "subscribers",
     "api",
     "webhooks",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -85,6 +94,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "hexasubs.middleware.HtmxMessagesMiddleware",
+    # Last, as django-axes asks: turns a refused login of a locked-out person into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "hexasubs.urls"
@@ -128,6 +140,9 @@ TASKS = {
         "BACKEND": _read("TASKS_BACKEND", env.str, "django_tasks_db.DatabaseBackend"),
     }
 }
+# Bulk label changes of more subscribers than this run in the background (`manage.py db_worker`), in
+# chunks either way. About 10 µs a subscriber on PostgreSQL (BENCHMARKS.md): 10,000 answer in a blink.
+BULK_BACKGROUND_THRESHOLD = _read("BULK_BACKGROUND_THRESHOLD", env.int, 10_000)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -135,6 +150,20 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# Login throttling (django-axes): after LOGIN_FAILURE_LIMIT wrong passwords for one username, or from one
+# address, logins from there are refused for LOGIN_COOLOFF_MINUTES, on the app's and the admin's login alike.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = _read("LOGIN_FAILURE_LIMIT", env.int, 5)
+AXES_COOLOFF_TIME = timedelta(minutes=_read("LOGIN_COOLOFF_MINUTES", env.int, 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "hexasubs.lockout.locked_out"
+AXES_CLIENT_IP_CALLABLE = "hexasubs.lockout.client_ip"
+AXES_VERBOSE = False
+
+# Toasts take Bootstrap's colours: an error is "danger".
+MESSAGE_TAGS = {message_constants.ERROR: "danger"}
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -186,9 +215,61 @@ SESSION_COOKIE_SECURE = _read("SESSION_COOKIE_SECURE", _strict_bool, not DEBUG)
 CSRF_COOKIE_SECURE = _read("CSRF_COOKIE_SECURE", _strict_bool, not DEBUG)
 SECURE_HSTS_SECONDS = _read("SECURE_HSTS_SECONDS", env.int, 0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
-SECURE_HSTS_PRELOAD = not DEBUG
-if _read("BEHIND_TLS_PROXY", _strict_bool, False):
+# Preloading is asked of the browsers' makers and takes months to undo: only when the operator says so.
+SECURE_HSTS_PRELOAD = _read("SECURE_HSTS_PRELOAD", _strict_bool, False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+BEHIND_TLS_PROXY = _read("BEHIND_TLS_PROXY", _strict_bool, False)
+if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# The cache holds the API's per-key rate-limit counters, so every process must share it: Redis when
+# REDIS_URL (or any CACHE_URL) is set, else a table in the database (created by `migrate`).
+# hexasubs.checks warns when a production start has a cache of its own per process.
+if env.str("CACHE_URL", default=""):
+    CACHES = {"default": _read("CACHE_URL", env.cache_url, None)}
+elif env.str("REDIS_URL", default=""):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": _read("REDIS_URL", env.str, None),
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "hexasubs_cache"}}
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.db.DatabaseCache":
+    CACHES["default"]["BACKEND"] = "hexasubs.cache.DatabaseCache"  # the same, with an atomic incr()
+# Several installations may share one Redis: each keeps to its own keys.
+CACHES["default"].setdefault("KEY_PREFIX", _read("CACHE_KEY_PREFIX", env.str, "hexasubs"))
+
+# E-mail (password resets): EMAIL_URL such as smtp+tls://user:password@smtp.example.com:587. Without it,
+# development prints mails on the console and production offers no password reset rather than
+# pretending to send one.
+_MAILER_OPTIONS = {
+    "host": "EMAIL_HOST",
+    "port": "EMAIL_PORT",
+    "username": "EMAIL_HOST_USER",
+    "password": "EMAIL_HOST_PASSWORD",
+    "use_tls": "EMAIL_USE_TLS",
+    "use_ssl": "EMAIL_USE_SSL",
+    "file_path": "EMAIL_FILE_PATH",
+}
+if env.str("EMAIL_URL", default=""):
+    _email = _read("EMAIL_URL", env.email_url, None)
+    MAILERS = {
+        "default": {
+            "BACKEND": _email["EMAIL_BACKEND"],
+            "OPTIONS": {
+                option: _email[name] for option, name in _MAILER_OPTIONS.items() if _email.get(name) not in (None, "")
+            },
+        }
+    }
+    EMAIL_CONFIGURED = True
+else:
+    _backend = "console" if DEBUG else "dummy"
+    MAILERS = {"default": {"BACKEND": f"django.core.mail.backends.{_backend}.EmailBackend"}}
+    EMAIL_CONFIGURED = DEBUG
+DEFAULT_FROM_EMAIL = _read("DEFAULT_FROM_EMAIL", env.str, "Hexasubs <noreply@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 LOGGING = {
     "version": 1,

@@ -1,8 +1,8 @@
 """Every change to labels themselves goes through these functions.
 
-The app's dialogs call them; each runs in one transaction. Labels never import
-the subscribers app: the assignments are reached through `Label.assignments`
-and `Label.subscribers`, the reverse relations the subscribers app declares.
+The app's dialogs, the admin and the API call them; each runs in one
+transaction. Labels never import the subscribers app: what a label's deletion
+means for subscribers is the subscribers app's business (`label_deleting`).
 """
 
 from django.db import IntegrityError, transaction
@@ -10,6 +10,7 @@ from django.utils.translation import gettext as _
 
 from labels.forms import LabelForm
 from labels.models import Label
+from labels.signals import label_deleting
 
 
 def create_label(form: LabelForm) -> Label | None:
@@ -52,14 +53,22 @@ def _explain_conflict(form: LabelForm) -> None:
         form.add_error(None, _("The label could not be saved because it changed meanwhile. Please try again."))
 
 
-def delete_label(label: Label) -> int:
-    """Delete `label` and take it away from every subscriber who carries it, in one transaction.
+def delete_label(label: Label, *, by=None):
+    """Delete `label`, after it is taken away from every subscriber who carries it.
 
-    The subscribers app takes the label away first (see subscribers.receivers),
-    so their `updated_at` moves and the history records it. Returns how many
-    subscribers lost the label.
+    The labels app knows nothing of subscribers: it sends `label_deleting`, and
+    the subscribers app takes the label away through a bulk operation (recorded,
+    announced to webhooks) that deletes the label when it finishes. Returns None
+    when nobody carried the label and it is deleted now, else that operation:
+    finished (the label is gone) or still running in the background.
     """
     with transaction.atomic():
-        changed = label.assignments.count()
-        label.delete()
-    return changed
+        taking_away = [work for _receiver, work in label_deleting.send(sender=Label, label=label, by=by) if work]
+        if not taking_away:
+            delete_unused_label(label)
+    return taking_away[0] if taking_away else None
+
+
+def delete_unused_label(label: Label) -> None:
+    """Delete a label nobody carries any more (`delete_label` is the way in for everyone else)."""
+    label.delete()

@@ -1,6 +1,8 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
+from labels.actions import create_label, delete_label, update_label
 from labels.forms import LabelForm
 from labels.models import Label
 
@@ -12,6 +14,35 @@ class LabelAdmin(admin.ModelAdmin):
     search_fields = ["title", "name"]
     list_filter = ["color"]
     readonly_fields = ["created_at", "updated_at"]
+
+    class Media:
+        # The colour as chips and the name generated while typing, as in the Labels page's dialog.
+        css = {"all": ["css/chips.css"]}
+        js = ["js/admin-label-name.js"]
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        if obj is None:
+            form.base_fields["title"].widget.attrs["data-name-url"] = reverse("labels:name")
+        return form
+
+    def save_model(self, request, obj, form, change):
+        # The same writes as the Labels page; a title taken meanwhile is refused by the database constraint.
+        (update_label if change else create_label)(form)
+
+    def delete_model(self, request, obj):
+        taking_away = delete_label(obj, by=request.user)
+        if taking_away is not None and not taking_away.is_finished:
+            self.message_user(
+                request,
+                _("“%(title)s” is taken away from its subscribers in the background, then deleted.")
+                % {"title": obj.title},
+                messages.INFO,
+            )
+
+    def delete_queryset(self, request, queryset):
+        for label in queryset:
+            self.delete_model(request, label)
 
     def get_queryset(self, request):
         return super().get_queryset(request).with_subscriber_counts()

@@ -4,4 +4,5 @@ from django.utils.translation import gettext_lazy as _
 
 class LabelsConfig(AppConfig):
     name = "labels"
-    verbose_name = _("Labels")
+    # The admin shows "Label management › Labels", not "Labels › Labels".
+    verbose_name = _("Label management")

@@ -4,7 +4,8 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from labels.models import Label
-from labels.names import NAME_PATTERN
+from labels.names import NAME_PATTERN, normalise_title
+from labels.widgets import ColorSwatches
 
 
 class LabelForm(forms.ModelForm):
@@ -17,7 +18,7 @@ class LabelForm(forms.ModelForm):
     class Meta:
         model = Label
         fields = ["title", "name", "description", "color"]
-        widgets = {"description": forms.Textarea(attrs={"rows": 3})}
+        widgets = {"description": forms.Textarea(attrs={"rows": 3}), "color": ColorSwatches}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -26,7 +27,12 @@ class LabelForm(forms.ModelForm):
             self.fields["name"].help_text = _("Leave blank to generate it from the title.")
 
     def clean_title(self):
-        title = self.cleaned_data["title"].strip()
+        # Normalised first, so a look-alike (a zero-width space, a right-to-left mark) is found as a duplicate.
+        title = normalise_title(self.cleaned_data["title"])
+        if not title:
+            raise forms.ValidationError(
+                _("Write a title with visible letters, digits or symbols."), code="invisible_title"
+            )
         same_title = Label.objects.filter(title__iexact=title).exclude(pk=self.instance.pk)
         if same_title.exists():
             raise forms.ValidationError(_("A label with this title already exists."), code="duplicate_title")

@@ -1,8 +1,22 @@
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxLengthValidator
 from django.db import models
-from django.db.models.functions import Lower
+from django.db.models.functions import Length, Lower
+from django.db.models.lookups import LessThanOrEqual
 from django.utils.translation import gettext_lazy as _
 
-from labels.names import NAME_MAX_LENGTH, NAME_PATTERN, name_from_title, unique_name
+from labels.names import (
+    NAME_MAX_LENGTH,
+    NAME_PATTERN,
+    TITLE_REFUSED_PATTERN,
+    name_from_title,
+    normalise_title,
+    unique_name,
+)
+
+TITLE_MAX_LENGTH = 100
+# One limit for the dialog, the admin and the API, and a CHECK constraint in the database.
+DESCRIPTION_MAX_LENGTH = 2000
 
 
 class Color(models.TextChoices):
@@ -35,7 +49,7 @@ class LabelQuerySet(models.QuerySet):
 
 
 class Label(models.Model):
-    title = models.CharField(_("title"), max_length=100)
+    title = models.CharField(_("title"), max_length=TITLE_MAX_LENGTH)
     name = models.CharField(
         _("name"),
         max_length=NAME_MAX_LENGTH,
@@ -43,7 +57,12 @@ class Label(models.Model):
         help_text=_("Used by integrations and conversation flows: lowercase letters, digits and _."),
         error_messages={"unique": _("A label with this name already exists.")},
     )
-    description = models.TextField(_("description"), blank=True)
+    description = models.TextField(
+        _("description"),
+        blank=True,
+        max_length=DESCRIPTION_MAX_LENGTH,
+        validators=[MaxLengthValidator(DESCRIPTION_MAX_LENGTH)],
+    )
     color = models.CharField(_("colour"), max_length=16, choices=Color.choices, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
@@ -69,10 +88,31 @@ class Label(models.Model):
                 condition=models.Q(color__in=[*Color.values, ""]),
                 name="label_color_in_palette",
             ),
+            models.CheckConstraint(
+                condition=~models.Q(title__regex=TITLE_REFUSED_PATTERN),
+                name="label_title_normalised",
+                violation_error_message=_("The title may not contain invisible or control characters."),
+            ),
+            models.CheckConstraint(
+                condition=LessThanOrEqual(Length("description"), DESCRIPTION_MAX_LENGTH),
+                name="label_description_length",
+                violation_error_message=_("The description is too long."),
+            ),
         ]
 
     def __str__(self):
         return self.title
+
+    def save(self, *args, **kwargs):
+        # Every path that saves a label (dialog, admin, API, scripts) stores the normalised title.
+        self.title = normalise_title(self.title)
+        super().save(*args, **kwargs)
+
+    def clean(self):
+        # Before the uniqueness check, so a title that only looks like another is refused as a duplicate.
+        typed, self.title = self.title, normalise_title(self.title)
+        if typed and not self.title:  # an empty one is refused as required by clean_fields()
+            raise ValidationError({"title": _("Write a title with visible letters, digits or symbols.")})
 
     @property
     def chip_class(self) -> str:

@@ -1,17 +1,19 @@
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.contrib.humanize.templatetags.humanize import intcomma
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET
 from django_filters.views import FilterView
-from django_htmx.http import trigger_client_event
 from django_tables2 import SingleTableMixin
 
+from hexasubs.dialogs import close_dialog, render_dialog
 from labels.actions import create_label, delete_label, update_label
 from labels.filters import LabelFilter
 from labels.forms import LabelForm
@@ -92,15 +94,30 @@ def label_edit(request, pk):
 def label_delete(request, pk):
     label = get_object_or_404(Label, pk=pk)
     if request.method == "POST":
-        lost = delete_label(label)
-        message = ngettext(
-            "Label “%(title)s” deleted; %(count)s subscriber lost it.",
-            "Label “%(title)s” deleted; %(count)s subscribers lost it.",
-            lost,
-        ) % {"title": label.title, "count": intcomma(lost)}
+        taking_away = delete_label(label, by=request.user)
+        params = {"title": label.title}
+        if taking_away is None:
+            message = _("Label “%(title)s” deleted; no subscriber carried it.") % params
+        elif taking_away.is_finished:
+            lost = taking_away.changed_subscribers
+            message = ngettext(
+                "Label “%(title)s” deleted; %(count)s subscriber lost it.",
+                "Label “%(title)s” deleted; %(count)s subscribers lost it.",
+                lost,
+            ) % {**params, "count": intcomma(lost)}
+        else:
+            message = _(
+                "“%(title)s” is being taken away from %(count)s subscribers in the background; "
+                "it is deleted when that is done (see Bulk changes)."
+            ) % {**params, "count": intcomma(taking_away.total_count)}
         return _done(request, message)
     carriers = label.assignments.count()
-    if carriers:
+    if carriers > settings.BULK_BACKGROUND_THRESHOLD:
+        effect = _(
+            "%(count)s subscribers will lose this label. So many take a while: it is taken away from them in "
+            "the background, with its progress under Bulk changes, and deleted when that is done."
+        ) % {"count": intcomma(carriers)}
+    elif carriers:
         effect = ngettext(
             "%(count)s subscriber will lose this label.", "%(count)s subscribers will lose this label.", carriers
         ) % {"count": intcomma(carriers)}
@@ -123,25 +140,19 @@ def label_name(request):
         title = data.get("title", "").strip()
         auto_name = data["name"] = Label.objects.free_name(title) if title else ""
     form = LabelForm(data, instance=label)
+    if request.GET.get("format") == "json":  # the admin's label form (static/js/admin-label-name.js)
+        return JsonResponse({"name": form["name"].value(), "auto_name": auto_name})
     return render(request, f"{PAGE}#name_field", {"form": form, "auto_name": auto_name, "stored_name": label.name})
 
 
 def _dialog(request, form_partial, context, *, title):
-    """A dialog's form: inside a modal for htmx, the form alone after an htmx POST, a plain page otherwise."""
-    context = {**context, "form_template": f"{PAGE}#{form_partial}", "dialog_title": title}
-    if not request.htmx:
-        return render(request, "labels/dialog_page.html", context)
-    if request.method == "POST":
-        return render(request, context["form_template"], context)
-    return render(request, f"{PAGE}#dialog", context)
+    """A label dialog; a submitted form that did not save answers 422 with its errors."""
+    form = context.get("form")
+    status = 422 if form is not None and form.is_bound and form.errors else 200
+    return render_dialog(request, f"{PAGE}#{form_partial}", context, title=title, status=status)
 
 
 def _done(request, message):
     """After a successful change: close the dialog, refresh the table and say what happened."""
-    if not request.htmx:
-        messages.success(request, message)
-        return redirect("labels:list")
-    response = HttpResponse(status=204)
-    trigger_client_event(response, "labelsChanged")
-    trigger_client_event(response, "closeModal")
-    return trigger_client_event(response, "showMessage", {"text": message, "level": "success"})
+    messages.success(request, message)
+    return close_dialog(request, reverse("labels:list"), "labelsChanged")

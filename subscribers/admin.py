@@ -2,11 +2,14 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.template.response import TemplateResponse
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from labels.models import Label
-from subscribers.actions import run_label_operation, start_label_operation
+from subscribers.actions import request_label_operation
+from subscribers.filters import NOT_PROVIDED, search_by_name
 from subscribers.models import Channel, LabelChange, LabelOperation, LabelSource, Subscriber, SubscriberLabel
+from subscribers.queries import preview_label_change, subscribers_matching
 
 
 @admin.register(Channel)
@@ -41,16 +44,51 @@ class PickLabelsForm(forms.Form):
     )
 
 
+# The changelist's own parameters, as the Subscribers page's filter names them (see `_selection`).
+ADMIN_TO_PAGE_FILTER = {"channel__id__exact": "channel", "gender__exact": "gender", "q": "q"}
+ADMIN_DISPLAY_PARAMETERS = {"o", "p", "all", "_changelist_filters"}
+
+
+def _selection(request, modeladmin) -> dict:
+    """The admin's selection as the Subscribers page's filter, which a bulk operation stores and re-reads.
+
+    Ticked rows are their ids. "Select all" means the changelist's filter: the
+    channel and gender filters and the search, which this admin runs through the
+    page's own search, so the operation selects exactly what the changelist showed.
+    Raises ValueError on a parameter the page's filter has no equivalent for.
+    """
+    if request.POST.get("select_across") != "1":
+        return {"filters": {}, "ids": sorted({int(pk) for pk in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)})}
+    filters = {}
+    for name, values in request.GET.lists():
+        if name in ADMIN_DISPLAY_PARAMETERS:
+            continue
+        if name not in ADMIN_TO_PAGE_FILTER:
+            raise ValueError(name)
+        if name == "channel__id__exact":
+            values = list(Channel.objects.filter(pk__in=values).values_list("name", flat=True))
+        elif name == "gender__exact":
+            values = [value or NOT_PROVIDED for value in values]
+        filters[ADMIN_TO_PAGE_FILTER[name]] = values
+    return {"filters": filters}
+
+
 def _change_labels_of_selected(modeladmin, request, queryset, kind):
-    """The intermediate page of the two label actions, then the change itself (as delete_selected does)."""
-    form = PickLabelsForm(request.POST if "apply" in request.POST else None)
-    if form.is_valid():
-        labels = list(form.cleaned_data["labels"])
-        filters = {"admin_query": request.GET.urlencode(), "select_across": request.POST.get("select_across") == "1"}
-        operation = start_label_operation(kind, labels, by=request.user, source=LabelSource.ADMIN, filters=filters)
-        run_label_operation(operation, queryset)
-        modeladmin.message_user(request, operation.summary(), messages.SUCCESS)
+    """Pick labels, confirm with what will change, then change (as delete_selected does), in chunks.
+
+    Large selections run in the background like the Subscribers page's bulk changes.
+    """
+    try:
+        selection = _selection(request, modeladmin)
+    except ValueError as error:
+        modeladmin.message_user(
+            request,
+            _("Labels cannot be changed in bulk with the filter “%(name)s”; select the rows, or filter differently.")
+            % {"name": error},
+            messages.ERROR,
+        )
         return None
+    form = PickLabelsForm(request.POST if "apply" in request.POST or "confirm" in request.POST else None)
     context = {
         **modeladmin.admin_site.each_context(request),
         "title": LabelOperation.Kind(kind).label,
@@ -63,6 +101,27 @@ def _change_labels_of_selected(modeladmin, request, queryset, kind):
         "selected_ids": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
         "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
     }
+    if form.is_valid():
+        labels = list(form.cleaned_data["labels"])
+        if "confirm" not in request.POST:
+            preview = preview_label_change(subscribers_matching(selection), labels, kind)
+            context.update(labels=labels, preview=preview)
+            return TemplateResponse(request, "admin/subscribers/subscriber/change_labels.html", context)
+        operation = request_label_operation(
+            kind, labels, by=request.user, source=LabelSource.ADMIN, selection=selection
+        )
+        if operation.is_finished:
+            modeladmin.message_user(request, operation.summary(), messages.SUCCESS)
+        else:
+            modeladmin.message_user(
+                request,
+                format_html(
+                    _("So many subscribers are selected that the change runs in the background: {}."),
+                    format_html('<a href="{}">{}</a>', operation.get_absolute_url(), operation),
+                ),
+                messages.INFO,
+            )
+        return None
     return TemplateResponse(request, "admin/subscribers/subscriber/change_labels.html", context)
 
 
@@ -81,6 +140,8 @@ class SubscriberAdmin(admin.ModelAdmin):
     list_display = ["__str__", "channel", "gender", "locale", "label_titles", "created_at", "updated_at"]
     list_filter = ["channel", "gender"]
     list_select_related = ["channel"]
+    # Searched by the Subscribers page's own search (get_search_results), so a bulk change on "all
+    # matching" selects the same people; this list only makes the admin show its search box.
     search_fields = ["first_name", "last_name", "=foreign_id"]
     # A full COUNT(*) on every page view is what makes a big changelist slow.
     show_full_result_count = False
@@ -94,6 +155,9 @@ class SubscriberAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("labels")
 
+    def get_search_results(self, request, queryset, search_term):
+        return search_by_name(queryset, search_term), False
+
     @admin.display(description=_("labels"))
     def label_titles(self, subscriber):
         return ", ".join(label.title for label in subscriber.labels.all())
@@ -102,6 +166,7 @@ class SubscriberAdmin(admin.ModelAdmin):
 @admin.register(LabelOperation)
 class LabelOperationAdmin(admin.ModelAdmin):
     list_display = [
+        "__str__",
         "created_at",
         "kind",
         "label_names",
@@ -118,6 +183,10 @@ class LabelOperationAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        # Its members are what an undo reverses and what the history shows.
         return False
 
 

@@ -1,5 +1,5 @@
 import re
-from datetime import datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import django_filters
 from django import forms
@@ -10,7 +10,6 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from labels.models import Label
-from subscribers.forms import FlagInput, SubscriberFilterForm
 from subscribers.models import Channel, Gender, SubscriberLabel
 
 NOT_PROVIDED = "unknown"
@@ -24,6 +23,45 @@ def _validate_locale_prefix(value):
             _("“%(value)s” is not a locale: write a language such as en, or a locale such as en-US."),
             params={"value": value},
         )
+
+
+class FlagInput(forms.CheckboxInput):
+    """A checkbox sent as `name=1`; other values reach the field unchanged, so it can reject them."""
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs={**(attrs or {}), "value": "1"}, check_test=lambda value: value == "1")
+
+    def value_from_datadict(self, data, files, name):
+        return data.get(name, "")
+
+
+class SubscriberFilterForm(forms.Form):
+    """The form behind `SubscriberFilter`: checks that each date range runs forwards."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            widget = field.widget
+            if isinstance(widget, forms.CheckboxInput | forms.CheckboxSelectMultiple):
+                widget.attrs["class"] = "form-check-input"
+            elif isinstance(widget, forms.Select):
+                widget.attrs["class"] = "form-select"
+            else:
+                widget.attrs["class"] = "form-control form-control-sm"
+
+    def clean(self):
+        cleaned = super().clean()
+        for field, start, end in [
+            (_("Created"), "created_after", "created_before"),
+            (_("Updated"), "updated_after", "updated_before"),
+        ]:
+            if cleaned.get(start) and cleaned.get(end) and cleaned[start] > cleaned[end]:
+                self.add_error(
+                    end,
+                    _("%(field)s: the “from” date %(start)s comes after the “to” date %(end)s.")
+                    % {"field": field, "start": cleaned[start].isoformat(), "end": cleaned[end].isoformat()},
+                )
+        return cleaned
 
 
 def _assignments():
@@ -70,8 +108,25 @@ def _attribute(name, value):
     return format_html(" {}", name) if value is True else format_html(' {}="{}"', name, value)
 
 
+def search_by_name(queryset, value: str):
+    """Every word in the first or last name ("ada lovelace" and "Lovelace Ada" both match), or the exact foreign id."""
+    words = value.split()
+    if not words:
+        return queryset
+    by_name = Q()
+    for word in words:
+        by_name &= Q(full_name__icontains=word)
+    return queryset.alias(full_name=FullName()).filter(by_name | Q(foreign_id=value.strip()))
+
+
 def _start_of(day):
-    return datetime.combine(day, time.min, tzinfo=timezone.get_current_timezone())
+    """Midnight at the start of `day` here, or None past the calendar's edge (the database holds UTC)."""
+    try:
+        start = datetime.combine(day, time.min, tzinfo=timezone.get_current_timezone())
+        start.astimezone(UTC)
+    except OverflowError:
+        return None
+    return start
 
 
 class SubscriberFilter(django_filters.FilterSet):
@@ -171,14 +226,7 @@ class SubscriberFilter(django_filters.FilterSet):
         return queryset
 
     def search(self, queryset, name, value):
-        words = value.split()
-        if not words:
-            return queryset
-        # Every word must appear in the first or last name, so "ada lovelace" and "Lovelace Ada" both match.
-        by_name = Q()
-        for word in words:
-            by_name &= Q(full_name__icontains=word)
-        return queryset.alias(full_name=FullName()).filter(by_name | Q(foreign_id=value.strip()))
+        return search_by_name(queryset, value)
 
     def in_channels(self, queryset, name, value):
         return queryset.filter(channel__in=value) if value else queryset
@@ -195,7 +243,11 @@ class SubscriberFilter(django_filters.FilterSet):
         return queryset.filter(~Exists(_assignments())) if value else queryset
 
     def on_or_after(self, queryset, name, value):
-        return queryset.filter(**{f"{name}__gte": _start_of(value)})
+        start = _start_of(value)
+        # None: a day before the calendar's first instant in UTC, so every row is after it.
+        return queryset if start is None else queryset.filter(**{f"{name}__gte": start})
 
     def on_or_before(self, queryset, name, value):
-        return queryset.filter(**{f"{name}__lt": _start_of(value + timedelta(days=1))})
+        end = _start_of(value + timedelta(days=1)) if value < date.max else None
+        # None: the calendar's last day, so every row is before its end.
+        return queryset if end is None else queryset.filter(**{f"{name}__lt": end})

@@ -4,47 +4,10 @@ from django.http import QueryDict
 from django.utils.translation import gettext_lazy as _
 
 from labels.models import Label
+from subscribers.filters import SubscriberFilter
+from subscribers.models import Subscriber
 
 PER_PAGE_CHOICES = [25, 50, 100]
-
-
-class FlagInput(forms.CheckboxInput):
-    """A checkbox sent as `name=1`; other values reach the field unchanged, so it can reject them."""
-
-    def __init__(self, attrs=None):
-        super().__init__(attrs={**(attrs or {}), "value": "1"}, check_test=lambda value: value == "1")
-
-    def value_from_datadict(self, data, files, name):
-        return data.get(name, "")
-
-
-class SubscriberFilterForm(forms.Form):
-    """The form behind `SubscriberFilter`: checks that each date range runs forwards."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        for field in self.fields.values():
-            widget = field.widget
-            if isinstance(widget, forms.CheckboxInput | forms.CheckboxSelectMultiple):
-                widget.attrs["class"] = "form-check-input"
-            elif isinstance(widget, forms.Select):
-                widget.attrs["class"] = "form-select"
-            else:
-                widget.attrs["class"] = "form-control form-control-sm"
-
-    def clean(self):
-        cleaned = super().clean()
-        for field, start, end in [
-            (_("Created"), "created_after", "created_before"),
-            (_("Updated"), "updated_after", "updated_before"),
-        ]:
-            if cleaned.get(start) and cleaned.get(end) and cleaned[start] > cleaned[end]:
-                self.add_error(
-                    end,
-                    _("%(field)s: the “from” date %(start)s comes after the “to” date %(end)s.")
-                    % {"field": field, "start": cleaned[start].isoformat(), "end": cleaned[end].isoformat()},
-                )
-        return cleaned
 
 
 class TableOptionsForm(forms.Form):
@@ -153,9 +116,6 @@ class BulkSelectionForm(forms.Form):
     all_matching = forms.BooleanField(required=False, widget=forms.HiddenInput)
 
     def clean_filters(self):
-        from subscribers.filters import SubscriberFilter  # the filter module imports this one
-        from subscribers.models import Subscriber
-
         params = QueryDict(self.cleaned_data["filters"])
         filters = {name: params.getlist(name) for name in SubscriberFilter.base_filters if name in params}
         problems = SubscriberFilter(params, queryset=Subscriber.objects.all()).problems()

@@ -1,8 +1,10 @@
 from django.conf import settings
 from django.contrib.humanize.templatetags.humanize import intcomma
 from django.db import models
+from django.urls import reverse
 from django.utils.timezone import now
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from django_countries.fields import CountryField
 
 from labels.models import Label
@@ -62,8 +64,9 @@ class Subscriber(models.Model):
     )
     country = CountryField(_("country"), blank=True)
     avatar_url = models.URLField(_("avatar URL"), max_length=1000, blank=True)
-    # Set explicitly by the code that writes subscribers: `updated_at` moves only when
-    # the profile or the labels really change, never on a mere visit.
+    # Set explicitly by the code that writes subscribers: `updated_at` is the profile's date (the
+    # guide's "Mis à jour le"): it moves when the name, gender, locale, time zone, country or avatar
+    # really change, never on a mere visit and never for a label change (those have their history).
     created_at = models.DateTimeField(_("created"), default=now)
     updated_at = models.DateTimeField(_("updated"), default=now)
     last_seen_at = models.DateTimeField(_("last seen"), null=True, blank=True)
@@ -82,7 +85,7 @@ class Subscriber(models.Model):
             models.CheckConstraint(condition=models.Q(gender__in=[*Gender.values, ""]), name="subscriber_gender_valid"),
         ]
         # One index per sortable column, each ending with the primary key as tie-breaker, and no more:
-        # a bulk label change rewrites updated_at, so each index costs every changed row an index insert.
+        # each costs every profile write an index insert.
         indexes = [
             models.Index(fields=["created_at", "id"], name="subscriber_created_idx"),
             models.Index(fields=["updated_at", "id"], name="subscriber_updated_idx"),
@@ -137,11 +140,20 @@ class LabelSource(models.TextChoices):
     ADMIN = "admin", _("Administration")
     API = "api", _("API")
     IMPORT = "import", _("Import")
+    COMMAND = "command", _("Command line")
+    UNDO = "undo", _("Undo")
     LABEL_DELETED = "label_deleted", _("Label deleted")
 
 
 class LabelOperation(models.Model):
-    """One bulk label change: who ran it, on which filter, with what effect and how long it took."""
+    """One bulk label change, run in chunks: what it does, to whom, how far it got and what it changed.
+
+    The selection is frozen when it starts: the filter (or the ticked ids) plus
+    `id <= max_subscriber_id`. Chunks walk it in id order, each in its own short
+    transaction that also advances `last_subscriber_id` and the counts, so a
+    worker that dies loses nothing and the next one resumes where it stopped.
+    An undo walks the members of the operation it undoes instead of a filter.
+    """
 
     class Kind(models.TextChoices):
         ADD = "add", _("Add labels")
@@ -151,16 +163,37 @@ class LabelOperation(models.Model):
         PENDING = "pending", _("Waiting")
         RUNNING = "running", _("Running")
         DONE = "done", _("Done")
+        CANCELLED = "cancelled", _("Cancelled")
         FAILED = "failed", _("Failed")
+
+    FINISHED = (Status.DONE, Status.CANCELLED, Status.FAILED)
 
     kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
     source = models.CharField(_("source"), max_length=20, choices=LabelSource.choices)
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING)
     labels = models.ManyToManyField(Label, related_name="+", verbose_name=_("labels"))
     label_names = models.JSONField(_("label names"), default=list, help_text=_("As they were when it ran."))
-    filters = models.JSONField(_("filters"), default=dict, blank=True)
-    selected_count = models.PositiveIntegerField(_("selected subscribers"), null=True, blank=True)
-    changed_count = models.PositiveIntegerField(_("assignments changed"), null=True, blank=True)
+    filters = models.JSONField(_("selection"), default=dict, blank=True)
+    undoes = models.OneToOneField(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="undone_by", verbose_name=_("undoes")
+    )
+    delete_label = models.ForeignKey(
+        Label,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("then delete the label"),
+        help_text=_("Set when the operation takes a label away from everyone before deleting it."),
+    )
+    total_count = models.PositiveIntegerField(
+        _("subscribers to go through"), null=True, blank=True, help_text=_("Counted when it started.")
+    )
+    max_subscriber_id = models.BigIntegerField(_("last subscriber id in the selection"), null=True, blank=True)
+    last_subscriber_id = models.BigIntegerField(_("done up to subscriber id"), default=0)
+    selected_count = models.PositiveIntegerField(_("selected subscribers"), default=0)
+    changed_count = models.PositiveIntegerField(_("assignments changed"), default=0)
+    changed_subscribers = models.PositiveIntegerField(_("subscribers changed"), default=0)
     error = models.TextField(_("error"), blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -170,17 +203,76 @@ class LabelOperation(models.Model):
         related_name="+",
         verbose_name=_("by"),
     )
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("cancelled by"),
+    )
     created_at = models.DateTimeField(_("requested"), default=now)
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(_("cancel requested"), null=True, blank=True)
+    # Moved by every chunk; the sweep resumes an unfinished operation whose heartbeat stopped.
+    heartbeat_at = models.DateTimeField(_("last sign of life"), default=now)
 
     class Meta:
         verbose_name = _("bulk label operation")
         verbose_name_plural = _("bulk label operations")
         ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="label_operation_recent"),
+            models.Index(fields=["finished_at", "id"], name="label_operation_finished"),
+            models.Index(
+                fields=["heartbeat_at"],
+                name="label_operation_unfinished",
+                condition=models.Q(status__in=["pending", "running"]),
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=["pending", "running", "done", "cancelled", "failed"]),
+                name="label_operation_status_valid",
+            ),
+        ]
 
     def __str__(self):
-        return f"{self.get_kind_display()} {', '.join(self.label_names)}"
+        return _("Bulk change #%(number)s") % {"number": self.pk}
+
+    def get_absolute_url(self):
+        return reverse("subscribers:operation", args=[self.pk])
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+    @property
+    def can_undo(self) -> bool:
+        """Finished with changes, not yet undone, and every label still there to give back or take away.
+
+        Reads `undone_by` and `labels`: select and prefetch them on lists.
+        """
+        if self.status not in (self.Status.DONE, self.Status.CANCELLED) or not self.changed_count:
+            return False
+        if self.max_subscriber_id is None:
+            return False  # Run before operations recorded their members: nothing to reverse from.
+        if self.delete_label_id is not None or len(self.labels.all()) < len(self.label_names):
+            return False
+        try:
+            self.undone_by  # noqa: B018 - the reverse one-to-one raises when there is no undo
+        except LabelOperation.DoesNotExist:
+            return True
+        return False
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.DONE:
+            return 100
+        if not self.total_count:
+            return 0
+        return min(100, self.selected_count * 100 // self.total_count)
 
     @property
     def duration(self):
@@ -192,26 +284,72 @@ class LabelOperation(models.Model):
     def quoted_labels(self) -> str:
         """The labels' titles, or the stored names of labels deleted since."""
         titles = [label.title for label in self.labels.all()] or self.label_names
-        return ", ".join(f"'{title}'" for title in titles)
+        return ", ".join(f"“{title}”" for title in titles)
 
     def summary(self) -> str:
         """What the operation did, in the words shown to the operator."""
-        changed, selected = self.changed_count or 0, self.selected_count or 0
+        changed, selected = self.changed_count, self.selected_count
         params = {"labels": self.quoted_labels, "changed": intcomma(changed), "selected": intcomma(selected)}
+        if self.status == self.Status.CANCELLED:
+            prefix = _("Cancelled after %(selected)s subscribers.") % params + " "
+        else:
+            prefix = ""
         if len(self.label_names) == 1:
-            unchanged = intcomma(selected - changed)
+            params["unchanged"] = intcomma(selected - changed)
             if self.kind == self.Kind.ADD:
-                return _("Added %(labels)s to %(changed)s subscribers (%(unchanged)s already had it).") % {
-                    **params,
-                    "unchanged": unchanged,
-                }
-            return _("Removed %(labels)s from %(changed)s subscribers (%(unchanged)s did not have it).") % {
-                **params,
-                "unchanged": unchanged,
-            }
-        if self.kind == self.Kind.ADD:
-            return _("Added %(labels)s: %(changed)s new assignments on %(selected)s selected subscribers.") % params
-        return _("Removed %(labels)s: %(changed)s assignments removed from %(selected)s selected subscribers.") % params
+                text = ngettext(
+                    "Added %(labels)s to %(changed)s subscriber (%(unchanged)s already had it).",
+                    "Added %(labels)s to %(changed)s subscribers (%(unchanged)s already had it).",
+                    changed,
+                )
+            else:
+                text = ngettext(
+                    "Removed %(labels)s from %(changed)s subscriber (%(unchanged)s did not have it).",
+                    "Removed %(labels)s from %(changed)s subscribers (%(unchanged)s did not have it).",
+                    changed,
+                )
+        elif self.kind == self.Kind.ADD:
+            text = ngettext(
+                "Added %(labels)s: %(changed)s new assignment on %(selected)s selected subscribers.",
+                "Added %(labels)s: %(changed)s new assignments on %(selected)s selected subscribers.",
+                changed,
+            )
+        else:
+            text = ngettext(
+                "Removed %(labels)s: %(changed)s assignment removed from %(selected)s selected subscribers.",
+                "Removed %(labels)s: %(changed)s assignments removed from %(selected)s selected subscribers.",
+                changed,
+            )
+        return prefix + text % params
+
+
+class LabelOperationMember(models.Model):
+    """One label one operation added to or removed from one subscriber: exactly what an undo reverses.
+
+    Narrow on purpose: a bulk change writes one row here per assignment it
+    changed, beside the assignment itself, and nothing else. No foreign-key
+    constraints: PostgreSQL checks them at COMMIT, one lookup of the operation,
+    the subscriber and the label per row (at 500,000 rows that was 15 s of the
+    change's time), and the history must outlive a deleted subscriber or label
+    anyway. The operation's deletion cascades in Django; rows of deleted
+    subscribers are harmless and skipped by the readers' joins.
+    """
+
+    pk = models.CompositePrimaryKey("operation", "subscriber", "label")
+    operation = models.ForeignKey(
+        LabelOperation, on_delete=models.DO_NOTHING, db_constraint=False, related_name="members"
+    )
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    label = models.ForeignKey(Label, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+
+    class Meta:
+        verbose_name = _("bulk change member")
+        verbose_name_plural = _("bulk change members")
+        # The detail page's history reads a subscriber's bulk changes.
+        indexes = [models.Index(fields=["subscriber", "operation"], name="label_operation_member_by_sub")]
+
+    def __str__(self):
+        return f"{self.operation_id}: {self.subscriber_id} {self.label_id}"
 
 
 class LabelChangeAction(models.TextChoices):
@@ -250,6 +388,8 @@ class LabelChange(models.Model):
         indexes = [
             models.Index(fields=["subscriber", "changed_at"], name="label_change_by_subscriber"),
             models.Index(fields=["label"], name="label_change_by_label"),
+            # The API's feed of label changes reads them in this order.
+            models.Index(fields=["changed_at", "id"], name="label_change_feed"),
             models.Index(
                 fields=["operation"], name="label_change_by_operation", condition=models.Q(operation__isnull=False)
             ),

@@ -1,17 +1,29 @@
 """Reads for the subscriber pages that need more than a queryset."""
 
+import base64
 import json
 import math
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.core.paginator import Paginator
 from django.db import connection
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan
+from django.utils import timezone
 from django.utils.datastructures import MultiValueDict
 
 from labels.models import Label
 from subscribers.filters import SubscriberFilter
-from subscribers.models import LabelChange, Subscriber, SubscriberLabel
+from subscribers.models import (
+    LabelChange,
+    LabelChangeAction,
+    LabelOperation,
+    LabelOperationMember,
+    LabelSource,
+    Subscriber,
+    SubscriberLabel,
+)
 
 # How far the table pages. Paging uses OFFSET, whose cost grows with the offset, so
 # we stop at the first REACHABLE_ROWS rows of any sort order: the deepest page then
@@ -157,10 +169,151 @@ def preview_label_change(subscribers: QuerySet, labels: list[Label], kind: str) 
     return LabelChangePreview(counts["selected"], counts["changing"])
 
 
-def label_history(subscriber: Subscriber) -> QuerySet:
-    """The subscriber's label changes, newest first, with the label and the person who made each."""
-    return (
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One line of a subscriber's label history: a single change, or their part in a bulk operation."""
+
+    at: datetime
+    action: str  # LabelChangeAction
+    label_name: str
+    label: Label | None
+    by: object  # the user, or None
+    source: str
+    operation: LabelOperation | None = None
+
+    @property
+    def action_display(self) -> str:
+        return LabelChangeAction(self.action).label
+
+    @property
+    def source_display(self) -> str:
+        return LabelSource(self.source).label
+
+
+def label_history(subscriber: Subscriber, limit: int) -> list[HistoryEntry]:
+    """The subscriber's latest `limit` label changes, newest first: single changes and bulk operations merged.
+
+    Three queries: the single changes, the bulk operations that changed this
+    subscriber (through their members), and those operations' labels.
+    """
+    changes = (
         LabelChange.objects.filter(subscriber=subscriber)
         .select_related("label", "changed_by")
-        .order_by("-changed_at", "-pk")
+        .order_by("-changed_at", "-pk")[:limit]
+    )
+    entries = [
+        HistoryEntry(
+            change.changed_at, change.action, change.label_name, change.label, change.changed_by, change.source
+        )
+        for change in changes
+    ]
+    members = list(
+        LabelOperationMember.objects.filter(subscriber=subscriber)
+        .order_by("-operation_id")
+        .values_list("operation_id", "label_id")[: limit * 4]
+    )
+    operations = LabelOperation.objects.select_related("created_by").in_bulk({operation for operation, _ in members})
+    labels = Label.objects.in_bulk({label for _, label in members})
+    for operation_id, label_id in members:
+        operation = operations.get(operation_id)
+        if operation is None:
+            continue
+        label = labels.get(label_id)
+        entries.append(
+            HistoryEntry(
+                operation.started_at or operation.created_at,
+                LabelChangeAction.ADDED if operation.kind == LabelOperation.Kind.ADD else LabelChangeAction.REMOVED,
+                label.name if label else (operation.label_names[0] if len(operation.label_names) == 1 else ""),
+                label,
+                operation.created_by,
+                operation.source,
+                operation,
+            )
+        )
+    entries.sort(key=lambda entry: entry.at, reverse=True)
+    return entries[:limit]
+
+
+@dataclass(frozen=True)
+class FeedEntry:
+    kind: str  # "change" or "operation"
+    at: datetime
+    item: LabelChange | LabelOperation
+
+    @property
+    def cursor(self) -> str:
+        raw = f"{self.at.isoformat()}|{self.kind}|{self.item.pk}"
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+# Entries younger than this are not served yet: a transaction that stamped an earlier time may still
+# be about to commit, and a reader whose cursor had passed it would never see it.
+FEED_SETTLE = timedelta(seconds=2)
+
+
+def label_change_feed(after: str, limit: int, *, visible: Q) -> tuple[list[FeedEntry], str | None]:
+    """Label changes in (time, kind, id) order after the cursor `after`: single changes and finished operations.
+
+    Two index range scans, merged. `visible` limits the single changes to some
+    subscribers (an API key's channels). Returns the entries and the cursor to
+    read on from (the last entry's, or `after` itself when there is nothing new).
+    Raises ValueError on a cursor this did not make.
+    """
+    changes = LabelChange.objects.filter(subscriber__in=Subscriber.objects.filter(visible).values("pk"))
+    operations = LabelOperation.objects.filter(finished_at__isnull=False, changed_count__gt=0)
+    if after:
+        raw = base64.urlsafe_b64decode(after + "=" * (-len(after) % 4)).decode()
+        at, kind, pk = raw.split("|")
+        at, pk = datetime.fromisoformat(at), int(pk)
+        if at.tzinfo is None or kind not in ("change", "operation"):
+            raise ValueError(after)
+        if kind == "change":
+            changes = changes.filter(TupleGreaterThan(Tuple("changed_at", "pk"), (at, pk)))
+            operations = operations.filter(finished_at__gte=at)
+        else:
+            changes = changes.filter(changed_at__gt=at)
+            operations = operations.filter(TupleGreaterThan(Tuple("finished_at", "pk"), (at, pk)))
+    settled = timezone.now() - FEED_SETTLE
+    entries = [
+        FeedEntry("change", change.changed_at, change)
+        for change in changes.filter(changed_at__lte=settled)
+        .select_related("subscriber__channel")
+        .order_by("changed_at", "pk")[:limit]
+    ] + [
+        FeedEntry("operation", operation.finished_at, operation)
+        for operation in operations.filter(finished_at__lte=settled).order_by("finished_at", "pk")[:limit]
+    ]
+    entries.sort(key=lambda entry: (entry.at, entry.kind, entry.item.pk))
+    entries = entries[:limit]
+    return entries, (entries[-1].cursor if entries else after or None)
+
+
+def operation_members(operation: LabelOperation, after: str, limit: int, *, visible: Q):
+    """(subscriber id, label id, channel name, foreign id, label name) of what `operation` changed, by ids.
+
+    `after` is "subscriber_id.label_id" of the last row read, or empty.
+    """
+    members = LabelOperationMember.objects.filter(operation=operation)
+    if after:
+        subscriber_id, label_id = (int(part) for part in after.split("."))
+        members = members.filter(TupleGreaterThan(Tuple("subscriber_id", "label_id"), (subscriber_id, label_id)))
+    subscribers = Subscriber.objects.filter(visible, pk=OuterRef("subscriber_id"))
+    fallback = operation.label_names[0] if len(operation.label_names) == 1 else ""
+    rows = (
+        members.filter(Exists(subscribers))
+        .annotate(
+            channel=Subquery(subscribers.values("channel__name")),
+            foreign_id=Subquery(subscribers.values("foreign_id")),
+            label_name=Subquery(Label.objects.filter(pk=OuterRef("label_id")).values("name")),
+        )
+        .order_by("subscriber_id", "label_id")
+        .values_list("subscriber_id", "label_id", "channel", "foreign_id", "label_name")[:limit]
+    )
+    return [(s, label, channel, foreign_id, name or fallback) for s, label, channel, foreign_id, name in rows]
+
+
+def recent_operations() -> QuerySet:
+    """Bulk operations, newest first, with what their rows show (labels, who, whether undone)."""
+    return LabelOperation.objects.select_related("created_by", "undoes", "undone_by", "cancelled_by").prefetch_related(
+        "labels"
     )

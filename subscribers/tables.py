@@ -3,13 +3,19 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from hexasubs.tables import short_date
 from subscribers.models import Subscriber
 
-NOWRAP = {"td": {"class": "text-nowrap"}}
+
+def _cell(name, *classes):
+    """Cell attributes; the `cell-<name>` class places the cell in a row's card on phones (subscribers.css)."""
+    return {"th": {"class": " ".join(classes)}, "td": {"class": " ".join((f"cell-{name}", *classes))}}
+
+
 # Gender, locale and Updated give way first on a phone; the detail page shows them all.
-WIDE_SCREENS_ONLY = {"th": {"class": "d-none d-md-table-cell"}, "td": {"class": "text-nowrap d-none d-md-table-cell"}}
+WIDE_SCREENS_ONLY = ("d-none", "d-md-table-cell")
 
 
 class SubscriberTable(tables.Table):
@@ -23,28 +29,41 @@ class SubscriberTable(tables.Table):
         attrs={"td": {"class": "select-cell"}, "th": {"class": "select-cell"}},
     )
     name = tables.Column(
-        verbose_name=_("Name"),
+        # The guide's « Prénom et nom »; a label's Name is « Nom ».
+        verbose_name=pgettext_lazy("subscriber", "Name"),
         accessor="first_name",
         order_by=("first_name", "last_name", "id"),
         linkify=lambda record: reverse("subscribers:detail", args=[record.pk]),
-        attrs={"td": {"class": "subscriber-name"}},
+        attrs={"td": {"class": "cell-name subscriber-name"}},
     )
     # Sorted by the channel key, which groups subscribers per channel through the
     # (channel, id) index; sorting by title would need a join and a sort of every row.
     channel = tables.Column(
-        verbose_name=_("Channel"), accessor="channel__title", order_by=("channel_id", "id"), attrs=NOWRAP
+        verbose_name=_("Channel"), accessor="channel", order_by=("channel_id", "id"), attrs=_cell("channel")
     )
-    gender = tables.Column(verbose_name=_("Gender"), order_by=("gender", "id"), attrs=WIDE_SCREENS_ONLY)
-    locale = tables.Column(verbose_name=_("Locale"), order_by=("locale", "id"), attrs=WIDE_SCREENS_ONLY)
-    labels = tables.Column(verbose_name=_("Labels"), orderable=False, empty_values=())
+    gender = tables.Column(
+        verbose_name=_("Gender"), order_by=("gender", "id"), attrs=_cell("gender", *WIDE_SCREENS_ONLY)
+    )
+    locale = tables.Column(
+        verbose_name=_("Locale"), order_by=("locale", "id"), attrs=_cell("locale", *WIDE_SCREENS_ONLY)
+    )
+    labels = tables.Column(
+        verbose_name=_("Labels"), orderable=False, empty_values=(), attrs={"td": {"class": "cell-labels"}}
+    )
     created = tables.Column(
-        verbose_name=_("Created"), accessor="created_at", order_by=("created_at", "id"), attrs=NOWRAP
+        verbose_name=pgettext_lazy("subscriber", "Created"),
+        accessor="created_at",
+        order_by=("created_at", "id"),
+        attrs=_cell("created"),
     )
     updated = tables.Column(
-        verbose_name=_("Updated"), accessor="updated_at", order_by=("updated_at", "id"), attrs=WIDE_SCREENS_ONLY
+        verbose_name=pgettext_lazy("subscriber", "Updated"),
+        accessor="updated_at",
+        order_by=("updated_at", "id"),
+        attrs=_cell("updated", *WIDE_SCREENS_ONLY),
     )
     actions = tables.Column(
-        verbose_name=_("Actions"), orderable=False, empty_values=(), attrs={"td": {"class": "text-end"}}
+        verbose_name=_("Actions"), orderable=False, empty_values=(), attrs={"td": {"class": "cell-actions text-end"}}
     )
 
     class Meta:
@@ -77,6 +96,9 @@ class SubscriberTable(tables.Table):
 
     def render_name(self, record):
         return record.full_name or record.foreign_id
+
+    def render_channel(self, value):
+        return str(value)  # the standard channels' titles in the operator's language
 
     def render_gender(self, record):
         return record.get_gender_display()

@@ -9,5 +9,8 @@ urlpatterns = [
     path("<int:pk>/row/", views.subscriber_row, name="row"),
     path("<int:pk>/labels/", views.manage_labels, name="labels"),
     path("bulk-labels/", views.bulk_labels, name="bulk_labels"),
-    path("bulk-labels/<int:pk>/", views.bulk_status, name="bulk_status"),
+    path("bulk-changes/", views.operation_list, name="operations"),
+    path("bulk-changes/<int:pk>/", views.operation_detail, name="operation"),
+    path("bulk-changes/<int:pk>/cancel/", views.operation_cancel, name="operation_cancel"),
+    path("bulk-changes/<int:pk>/undo/", views.operation_undo, name="operation_undo"),
 ]

@@ -1,16 +1,20 @@
-import json
-
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
-from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
+from django_htmx.http import trigger_client_event
 
-from subscribers.actions import change_labels, request_label_operation
+from hexasubs.dialogs import close_dialog, render_dialog
+from subscribers.actions import (
+    cancel_label_operation,
+    change_labels,
+    request_label_operation,
+    undo_label_operation,
+)
 from subscribers.filters import SubscriberFilter
 from subscribers.forms import PER_PAGE_CHOICES, BulkLabelsForm, SubscriberLabelsForm, TableOptionsForm
 from subscribers.models import LabelOperation, LabelSource, Subscriber
@@ -20,6 +24,7 @@ from subscribers.queries import (
     label_assignments,
     label_history,
     preview_label_change,
+    recent_operations,
     subscribers_for_table,
     subscribers_matching,
 )
@@ -28,6 +33,8 @@ from subscribers.tables import SubscriberTable
 VIEW = "subscribers.view_subscriber"
 # The detail page shows this many of the latest label changes; the admin's "Label changes" has them all.
 HISTORY_ROWS = 50
+# The Bulk changes page lists this many of the latest; the admin has them all.
+OPERATIONS_SHOWN = 50
 CHANGE_LABELS = "subscribers.change_subscriber_labels"
 
 
@@ -115,7 +122,7 @@ def subscriber_detail(request, pk):
     context = {
         "subscriber": subscriber,
         "assignments": label_assignments(subscriber),
-        "history": label_history(subscriber)[:HISTORY_ROWS],
+        "history": label_history(subscriber, HISTORY_ROWS),
         "can_change_labels": request.user.has_perm(CHANGE_LABELS),
         "back_url": request.get_full_path(),
     }
@@ -126,49 +133,37 @@ def subscriber_detail(request, pk):
 
 @require_http_methods(["GET", "POST"])
 def manage_labels(request, pk):
-    """The "Manage labels" dialog: a Bootstrap modal loaded by htmx, a plain page without JavaScript."""
-    if not request.htmx:
-        template = "subscribers/labels.html"
-    else:
-        # Opening fills #modal-root with the whole dialog; a submit refills the dialog's content.
-        template = "subscribers/labels.html#" + ("form" if request.method == "POST" else "dialog")
+    """The guide's "Manage labels" dialog (hexasubs.dialogs): a modal with htmx, a plain page without JavaScript."""
     context = {"back_url": _safe_back_url(request)}
     if not request.user.has_perm(CHANGE_LABELS):
         context["problem"] = _(
             "You may not change the labels of subscribers. Ask an administrator to add you to the Operators group."
         )
-        return render(request, template, context, status=403)
+        return _labels_dialog(request, context, status=403)
     subscriber = Subscriber.objects.filter(pk=pk).first()
     if subscriber is None:
         context["problem"] = _("This subscriber no longer exists: it was deleted meanwhile. Nothing was saved.")
-        return render(request, template, context, status=404)
+        return _labels_dialog(request, context, status=404)
     context["subscriber"] = subscriber
 
     if request.method == "GET":
         chosen = list(subscriber.labels.values_list("pk", flat=True))
         context["form"] = SubscriberLabelsForm(initial={"labels": chosen, "labels_before": chosen})
-        return render(request, template, context)
+        return _labels_dialog(request, context)
 
     form = SubscriberLabelsForm(request.POST)
     if not form.is_valid():
         # Nothing was saved; the dialog shows the current labels with this operator's choices kept.
         context["form"] = form
-        return render(request, template, context, status=422)
+        return _labels_dialog(request, context, status=422)
     add, remove = form.changes()
     change_labels(subscriber, add=add, remove=remove, by=request.user)
-    text = _("Labels updated for %(name)s") % {"name": subscriber}
-    if not request.htmx:
-        messages.success(request, text)
-        return redirect(context["back_url"])
-    response = HttpResponse(status=204)
-    response["HX-Trigger"] = json.dumps(
-        {
-            "showMessage": {"text": text, "level": "success"},
-            "labelsSaved": {"id": subscriber.pk},
-            f"subscriber-{subscriber.pk}-changed": True,
-        }
-    )
-    return response
+    messages.success(request, _("Labels updated for %(name)s") % {"name": subscriber})
+    return close_dialog(request, context["back_url"], f"subscriber-{subscriber.pk}-changed")
+
+
+def _labels_dialog(request, context, status=200):
+    return render_dialog(request, "subscribers/labels.html#form", context, title=_("Manage labels"), status=status)
 
 
 def _safe_back_url(request):
@@ -199,59 +194,99 @@ def bulk_labels(request):
         return _render_bulk(request, context)
 
     kind, labels, selection = form.cleaned_data["kind"], list(form.cleaned_data["labels"]), form.selection()
-    subscribers = subscribers_matching(selection)
     if "confirm" not in request.POST:
-        context.update(step="confirm", labels=labels, preview=preview_label_change(subscribers, labels, kind))
+        preview = preview_label_change(subscribers_matching(selection), labels, kind)
+        context.update(step="confirm", labels=labels, preview=preview)
         return _render_bulk(request, context)
 
-    # Counted exactly, as the confirmation did: a planner estimate of a filtered selection can be
-    # several times off, and would keep a request busy for a change meant for the background.
-    operation = request_label_operation(
-        kind, labels, by=request.user, source=LabelSource.BULK, selection=selection, expected_count=subscribers.count()
-    )
-    if operation.status != LabelOperation.Status.DONE:
+    operation = request_label_operation(kind, labels, by=request.user, source=LabelSource.BULK, selection=selection)
+    if not operation.is_finished:
         if not request.htmx:
-            status_url = reverse("subscribers:bulk_status", args=[operation.pk])
-            return redirect(f"{status_url}?{urlencode({'next': context['back_url']})}")
+            return redirect(f"{operation.get_absolute_url()}?{urlencode({'next': context['back_url']})}")
         context.update(step="progress", operation=operation)
         return _render_bulk(request, context, status=202)
     return _operation_done(request, operation, context["back_url"])
 
 
-@permission_required(CHANGE_LABELS, raise_exception=True)
-def bulk_status(request, pk):
-    """How a bulk label operation is going; the dialog polls it, a page without JavaScript refreshes."""
-    operation = get_object_or_404(LabelOperation.objects.prefetch_related("labels"), pk=pk)
-    context = {"operation": operation, "back_url": _safe_back_url(request)}
+@permission_required(VIEW, raise_exception=True)
+def operation_list(request):
+    """Recent bulk label changes: status, who, what, counts, duration, with cancel and undo."""
+    operations = recent_operations()[:OPERATIONS_SHOWN]
+    context = {"operations": operations, "can_change_labels": request.user.has_perm(CHANGE_LABELS)}
     if request.htmx and not request.htmx.history_restore_request:
-        response = render(request, "subscribers/bulk_labels.html#status", context)
-        if operation.status == LabelOperation.Status.DONE:
-            response["HX-Trigger"] = _done_triggers(operation, close=False)
+        return render(request, "subscribers/operations.html#list", context)
+    return render(request, "subscribers/operations.html", context)
+
+
+@permission_required(VIEW, raise_exception=True)
+def operation_detail(request, pk):
+    """One bulk change and how far it got: a page, or the status block the dialog and the list poll."""
+    operation = get_object_or_404(recent_operations(), pk=pk)
+    context = {
+        "operation": operation,
+        "back_url": _safe_back_url(request),
+        "can_change_labels": request.user.has_perm(CHANGE_LABELS),
+    }
+    if request.htmx and not request.htmx.history_restore_request:
+        response = render(request, "subscribers/operations.html#status", context)
+        if operation.is_finished:  # the last poll: say how it ended, refresh what shows subscribers
+            if operation.status != LabelOperation.Status.FAILED:  # a failure is said in the block itself
+                messages.success(request, operation.summary())
+            trigger_client_event(response, "subscribers-changed")
         return response
-    context["step"] = "progress"
-    return render(request, "subscribers/bulk_labels.html", context)
+    return render(request, "subscribers/operation.html", context)
+
+
+@require_POST
+@permission_required(CHANGE_LABELS, raise_exception=True)
+def operation_cancel(request, pk):
+    operation = get_object_or_404(LabelOperation, pk=pk)
+    if cancel_label_operation(operation, by=request.user):
+        text, level = _("Bulk change #%(number)s cancelled.") % {"number": operation.pk}, "success"
+    else:
+        text, level = _("Bulk change #%(number)s had already finished.") % {"number": operation.pk}, "warning"
+    return _after_operation_change(request, text, level, get_object_or_404(recent_operations(), pk=pk))
+
+
+@require_POST
+@permission_required(CHANGE_LABELS, raise_exception=True)
+def operation_undo(request, pk):
+    operation = get_object_or_404(recent_operations(), pk=pk)
+    try:
+        undo = undo_label_operation(operation, by=request.user)
+    except ValueError:
+        text = _("Bulk change #%(number)s cannot be undone: it was undone already, or changed nothing.") % {
+            "number": operation.pk
+        }
+        return _after_operation_change(request, text, "warning", operation)
+    if undo.is_finished:
+        text = _("Undone: %(summary)s") % {"summary": undo.summary()}
+    else:
+        text = _("Undoing bulk change #%(number)s in the background as #%(undo)s.") % {
+            "number": operation.pk,
+            "undo": undo.pk,
+        }
+    return _after_operation_change(request, text, "success", get_object_or_404(recent_operations(), pk=undo.pk))
+
+
+def _after_operation_change(request, text, level, operation):
+    """Cancel and undo answer with the operation's status block (htmx), or a message and its page."""
+    getattr(messages, level)(request, text)
+    if not request.htmx:
+        return redirect(operation.get_absolute_url())
+    context = {"operation": operation, "back_url": _safe_back_url(request), "can_change_labels": True}
+    response = render(request, "subscribers/operations.html#status", context)
+    return trigger_client_event(response, "subscribers-changed")
 
 
 def _render_bulk(request, context, status=200):
-    if not request.htmx:
-        template = "subscribers/bulk_labels.html"
-    else:
-        # Opening fills #modal-root with the whole dialog; each later step refills its content.
-        template = "subscribers/bulk_labels.html#" + ("content" if request.method == "POST" else "dialog")
-    return render(request, template, context, status=status)
+    """The bulk label dialog's step (hexasubs.dialogs), titled after what it does."""
+    operation = context.get("operation")
+    kind = operation.kind if operation else context["form"]["kind"].value()
+    title = _("Remove labels") if kind == LabelOperation.Kind.REMOVE else _("Add labels")
+    return render_dialog(request, "subscribers/bulk_labels.html#content", context, title=title, status=status)
 
 
 def _operation_done(request, operation, back_url):
-    if not request.htmx:
-        messages.success(request, operation.summary())
-        return redirect(back_url)
-    response = HttpResponse(status=204)
-    response["HX-Trigger"] = _done_triggers(operation, close=True)
-    return response
-
-
-def _done_triggers(operation, *, close: bool) -> str:
-    triggers = {"showMessage": {"text": operation.summary(), "level": "success"}, "subscribers-changed": True}
-    if close:
-        triggers["labelsSaved"] = {}  # closes the dialog
-    return json.dumps(triggers)
+    messages.success(request, operation.summary())
+    return close_dialog(request, back_url, "subscribers-changed")

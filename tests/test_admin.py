@@ -2,7 +2,7 @@ import pytest
 from django.urls import reverse
 
 from labels.models import Label
-from subscribers.models import LabelChange, SubscriberLabel
+from subscribers.models import LabelOperation, SubscriberLabel
 
 pytestmark = pytest.mark.django_db
 
@@ -64,8 +64,13 @@ def test_admin_deletes_a_label_and_its_assignments(staff_client, make_label, mak
     staff_client.post(reverse("admin:labels_label_delete", args=[label.pk]), {"post": "yes"})
     assert not Label.objects.exists()
     assert not SubscriberLabel.objects.exists()
-    # The removal is in the subscriber's history, as any other.
-    assert LabelChange.objects.filter(action="removed", source="label_deleted", label_name=label.name).count() == 1
+    # The removal is in the subscriber's history, as a bulk change of source "label deleted".
+    operation = LabelOperation.objects.get()
+    assert (operation.source, operation.label_names, operation.changed_subscribers) == (
+        "label_deleted",
+        [label.name],
+        1,
+    )
 
 
 def _with_labels(make_subscriber, labels, count):

@@ -1,10 +1,13 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from api.actions import create_api_key, revoke_api_keys
+from api.auth import _note_use_once
 from api.models import ApiKey, hash_secret
 from subscribers.models import Channel
 
@@ -125,3 +128,25 @@ def test_an_oversized_body_gets_413_unread(api_client, messenger):
     assert response.status_code == 413
     assert response.json() == {"detail": "The request body is larger than 64 KB."}
     assert not messenger.subscribers.exists()
+
+
+def test_requests_that_arrive_together_write_the_last_use_once(api_key):
+    """Concurrent requests of one key all read the same stale `last_used_at`: only the first updates the row."""
+    ApiKey.objects.update(last_used_at=timezone.now() - timedelta(minutes=5))
+    read_together = [ApiKey.objects.get(), ApiKey.objects.get(), ApiKey.objects.get()]
+
+    with CaptureQueriesContext(connection) as queries:
+        for key in read_together:
+            _note_use_once(key)
+
+    writes = [query["sql"] for query in queries if query["sql"].startswith('UPDATE "api_apikey"')]
+    assert len(writes) == 1, writes
+    assert ApiKey.objects.get().last_used_at > timezone.now() - timedelta(seconds=5)
+
+
+def test_a_minute_of_requests_writes_the_key_row_once(api_client):
+    with CaptureQueriesContext(connection) as queries:
+        for _ in range(5):
+            assert api_client.get("/api/v1/labels").status_code == 200
+
+    assert sum(query["sql"].startswith('UPDATE "api_apikey"') for query in queries) == 1

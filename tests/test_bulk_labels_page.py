@@ -12,7 +12,6 @@ from django_tasks_db.models import DBTaskResult
 from subscribers import actions
 from subscribers.actions import add_labels
 from subscribers.models import LabelChange, LabelOperation, Subscriber, SubscriberLabel
-from subscribers.tasks import run_bulk_label_operation
 
 pytestmark = pytest.mark.django_db
 
@@ -58,6 +57,11 @@ def shown(response):
 
 def pks(subscribers):
     return {s.pk for s in subscribers}
+
+
+def toasts(response):
+    """The messages an htmx answer shows as toasts (hexasubs.middleware)."""
+    return [message["text"] for message in json.loads(response["HX-Trigger"])["showMessages"]["messages"]]
 
 
 def selection(kind="add", *, filters="", ids=(), all_matching=False, labels=(), confirm=False):
@@ -132,8 +136,8 @@ def test_add_labels_opens_a_dialog_with_a_filter_box_over_the_labels(signed_in, 
     response = signed_in.get(URL, selection(ids=people[:3]), headers=HTMX)
     html = shown(response)
     assert response.status_code == 200
-    assert html.lstrip().startswith('<div class="modal fade" id="bulk-dialog"')
-    assert '<h2 class="modal-title fs-5" id="bulk-dialog-title">Add labels</h2>' in html
+    assert html.lstrip().startswith('<div class="modal fade" id="dialog"')
+    assert '<h2 class="modal-title fs-5" id="dialog-title">Add labels</h2>' in html
     assert "3 selected subscribers" in html
     assert "Find a label" in html and "Newsletter" in html and "VIP" in html
     # The selection is carried on, hidden.
@@ -182,7 +186,7 @@ def test_the_confirmation_states_the_real_effect_of_adding_one_label(signed_in, 
     response = signed_in.post(URL, selection(ids=people[:5], labels=[vip]), headers=HTMX)
     html = shown(response)
     assert response.status_code == 200
-    assert "Add 'VIP' to 5 subscribers?" in html
+    assert "Add “VIP” to 5 subscribers?" in html
     assert "3 of them get it; 2 already have it." in html
     assert 'name="confirm" value="1"' in html
     assert carrying(vip) == pks(people[:2])  # nothing changed yet
@@ -191,7 +195,7 @@ def test_the_confirmation_states_the_real_effect_of_adding_one_label(signed_in, 
 def test_the_confirmation_of_a_removal_counts_who_has_the_label(signed_in, people, vip):
     labelled(people[:2], vip)
     html = shown(signed_in.post(URL, selection("remove", filters="locale=fr", all_matching=True, labels=[vip])))
-    assert "Remove 'VIP' from 5 subscribers?" in html
+    assert "Remove “VIP” from 5 subscribers?" in html
     assert "2 of them have it and lose it; 3 do not have it." in html
 
 
@@ -199,8 +203,8 @@ def test_the_confirmation_of_several_labels(signed_in, people, vip, news):
     labelled(people[:1], vip, news)
     labelled(people[1:2], vip)
     html = shown(signed_in.post(URL, selection(ids=people[:3], labels=[vip, news])))
-    assert "Add 'Newsletter', 'VIP' to 3 subscribers?" in html
-    assert "2 of them lack at least one of these labels; 1 already have them all." in html
+    assert "Add “Newsletter”, “VIP” to 3 subscribers?" in html
+    assert "2 of them lack at least one of these labels;\n        1 already has them all." in html
 
 
 # Changing ------------------------------------------------------------------------------------------------
@@ -212,22 +216,19 @@ def test_adding_to_ticked_rows_keeps_those_already_labelled_and_says_so(signed_i
     response = signed_in.post(URL, selection(ids=people[:5], labels=[vip], confirm=True), headers=HTMX)
     assert response.status_code == 204
     triggers = json.loads(response["HX-Trigger"])
-    assert triggers["showMessage"] == {
-        "text": "Added 'VIP' to 3 subscribers (2 already had it).",
-        "level": "success",
-    }
-    assert "subscribers-changed" in triggers and "labelsSaved" in triggers
+    assert triggers["showMessages"]["messages"] == [
+        {"text": "Added “VIP” to 3 subscribers (2 already had it).", "level": "success"}
+    ]
+    assert "subscribers-changed" in triggers and "closeModal" in triggers
     assert carrying(vip) == pks(people[:5])
     after = {s.pk: s.updated_at for s in Subscriber.objects.all()}
-    assert {pk for pk in after if after[pk] != before[pk]} == pks(people[2:5])
+    assert after == before, "labels are not the profile: updated_at stays"
 
 
 def test_removing_takes_the_label_away_from_the_selection_only(signed_in, people, vip, news):
     labelled(people, vip, news)
     response = signed_in.post(URL, selection("remove", ids=people[:3], labels=[vip], confirm=True), headers=HTMX)
-    assert json.loads(response["HX-Trigger"])["showMessage"]["text"] == (
-        "Removed 'VIP' from 3 subscribers (0 did not have it)."
-    )
+    assert toasts(response) == ["Removed “VIP” from 3 subscribers (0 did not have it)."]
     assert carrying(vip) == pks(people[3:])
     assert carrying(news) == pks(people)
 
@@ -276,7 +277,7 @@ def test_select_all_matching_applies_the_submitted_filter(signed_in, labelled_pe
     beta = labelled_people["beta"]
     data = selection(filters=filters, all_matching=True, labels=[beta])
     html = shown(signed_in.post(URL, data))
-    assert f"Add 'Beta testers' to {len(expected)} subscriber" in html
+    assert f"Add “Beta testers” to {len(expected)} subscriber" in html
     response = signed_in.post(URL, {**data, "confirm": "1"})
     assert response.status_code == 302
     assert carrying(beta) == {labelled_people[name].pk for name in expected}
@@ -295,13 +296,13 @@ def test_without_javascript_it_is_pages_that_redirect_back_with_a_message(signed
     query = {**selection(filters="locale=fr", all_matching=True)}
     pick = signed_in.get(URL, query)
     assert pick.status_code == 200
-    assert '<div class="card shadow-sm labels-page">' in shown(pick)
+    assert '<div class="modal position-static d-block dialog-page">' in shown(pick)
     assert "All subscribers matching the table's filter" in shown(pick)
     confirm = signed_in.post(URL, {**query, "labels": [vip.pk]})
-    assert "Add 'VIP' to 5 subscribers?" in shown(confirm)
+    assert "Add “VIP” to 5 subscribers?" in shown(confirm)
     response = signed_in.post(URL, {**query, "labels": [vip.pk], "confirm": "1"}, follow=True)
     assert response.redirect_chain == [(f"{LIST}?locale=fr", 302)]
-    assert "Added 'VIP' to 5 subscribers (0 already had it)." in shown(response)
+    assert "Added “VIP” to 5 subscribers (0 already had it)." in shown(response)
 
 
 def test_it_never_redirects_to_another_site(signed_in, people, vip):
@@ -313,58 +314,58 @@ def test_it_never_redirects_to_another_site(signed_in, people, vip):
 
 
 def test_a_large_selection_runs_in_the_background_and_the_dialog_polls_its_status(
-    signed_in, people, vip, monkeypatch, django_capture_on_commit_callbacks
+    signed_in, people, vip, settings, django_capture_on_commit_callbacks
 ):
-    monkeypatch.setattr(actions, "BACKGROUND_THRESHOLD", 3)
+    settings.BULK_BACKGROUND_THRESHOLD = 3
     data = selection(filters="locale=fr", all_matching=True, labels=[vip], confirm=True)
     with django_capture_on_commit_callbacks(execute=True):
         response = signed_in.post(URL, data, headers=HTMX)
     assert response.status_code == 202
     operation = LabelOperation.objects.get()
     assert operation.status == "pending"
-    status_url = reverse("subscribers:bulk_status", args=[operation.pk])
+    status_url = reverse("subscribers:operation", args=[operation.pk])
     assert f'hx-get="{status_url}?next=' in shown(response) and 'hx-trigger="every 1s"' in shown(response)
     assert not SubscriberLabel.objects.exists()
 
     queued = DBTaskResult.objects.get()
     assert (queued.task_path, queued.args_kwargs["args"]) == (
-        "subscribers.tasks.run_bulk_label_operation",
+        "subscribers.actions.continue_label_operation",
         [operation.pk],
     )
     waiting = signed_in.get(status_url, headers=HTMX)
-    assert "Waiting for the background worker" in shown(waiting) and 'hx-trigger="every 1s"' in shown(waiting)
+    assert "Waiting for a background worker" in shown(waiting) and 'hx-trigger="every 1s"' in shown(waiting)
 
-    run_bulk_label_operation.call(operation.pk)
+    actions.continue_label_operation.call(operation.pk)
 
     done = signed_in.get(status_url, headers=HTMX)
-    assert "Added 'VIP' to 5 subscribers (0 already had it)." in shown(done)
+    assert "Added “VIP” to 5 subscribers (0 already had it)." in shown(done)
     assert "every 1s" not in shown(done)  # polling stops
-    assert json.loads(done["HX-Trigger"])["showMessage"]["text"] == "Added 'VIP' to 5 subscribers (0 already had it)."
+    assert toasts(done) == ["Added “VIP” to 5 subscribers (0 already had it)."]
     assert carrying(vip) == pks(people[:5])
 
 
 def test_without_javascript_a_large_selection_shows_a_refreshing_status_page(
-    signed_in, people, vip, monkeypatch, django_capture_on_commit_callbacks
+    signed_in, people, vip, settings, django_capture_on_commit_callbacks
 ):
-    monkeypatch.setattr(actions, "BACKGROUND_THRESHOLD", 3)
+    settings.BULK_BACKGROUND_THRESHOLD = 3
     with django_capture_on_commit_callbacks(execute=True):
         response = signed_in.post(URL, selection(filters="locale=fr", all_matching=True, labels=[vip], confirm=True))
     operation = LabelOperation.objects.get()
-    status_url = reverse("subscribers:bulk_status", args=[operation.pk])
+    status_url = reverse("subscribers:operation", args=[operation.pk])
     assert response["Location"] == f"{status_url}?{urlencode({'next': LIST + '?locale=fr'})}"
     waiting = signed_in.get(response["Location"])
-    assert '<meta http-equiv="refresh" content="2">' in shown(waiting)
-    run_bulk_label_operation.call(operation.pk)
+    assert '<noscript><meta http-equiv="refresh" content="2"></noscript>' in shown(waiting)
+    actions.continue_label_operation.call(operation.pk)
     done = signed_in.get(response["Location"])
     assert "http-equiv" not in shown(done)
-    assert "Added 'VIP' to 5 subscribers (0 already had it)." in shown(done)
+    assert "Added “VIP” to 5 subscribers (0 already had it)." in shown(done)
     assert f'href="{LIST}?locale=fr"' in shown(done)
 
 
 def test_the_status_of_an_operation_needs_the_permission(client, nobody, operator, vip):
-    operation = actions.start_label_operation("add", [vip], by=operator, source="bulk", filters={})
+    operation = actions.start_label_operation("add", [vip], by=operator, source="bulk", selection={"filters": {}})
     client.force_login(nobody)
-    assert client.get(reverse("subscribers:bulk_status", args=[operation.pk])).status_code == 403
+    assert client.get(reverse("subscribers:operation", args=[operation.pk])).status_code == 403
 
 
 def test_all_matching_means_the_filter_submitted_with_the_page_not_a_later_url(signed_in, people, vip):
@@ -380,9 +381,9 @@ def test_all_matching_means_the_filter_submitted_with_the_page_not_a_later_url(s
 
 
 def test_the_status_of_a_failed_operation_says_why(signed_in, operator, vip):
-    operation = actions.start_label_operation("add", [vip], by=operator, source="bulk", filters={})
+    operation = actions.start_label_operation("add", [vip], by=operator, source="bulk", selection={"filters": {}})
     LabelOperation.objects.filter(pk=operation.pk).update(status="failed", error="disk full")
-    response = signed_in.get(reverse("subscribers:bulk_status", args=[operation.pk]), headers=HTMX)
+    response = signed_in.get(reverse("subscribers:operation", args=[operation.pk]), headers=HTMX)
     html = shown(response)
-    assert "The change failed; no label was added or removed." in html and "disk full" in html
+    assert "The change stopped with an error." in html and "disk full" in html
     assert "every 1s" not in html and "HX-Trigger" not in response

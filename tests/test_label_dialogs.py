@@ -37,6 +37,11 @@ def _triggers(response):
     return json.loads(response.headers["HX-Trigger"])
 
 
+def _toasts(response):
+    """The messages the response shows as toasts (hexasubs.middleware)."""
+    return [message["text"] for message in _triggers(response)["showMessages"]["messages"]]
+
+
 def _suggest(client, **params):
     return client.get(reverse("labels:name"), {"name": "", "auto_name": "", **params})
 
@@ -110,9 +115,9 @@ def test_submit_creates_the_label_closes_the_dialog_and_refreshes_the_table(mana
     )
     assert response.status_code == 204
     assert _triggers(response) == {
-        "labelsChanged": {},
         "closeModal": {},
-        "showMessage": {"text": "Label “Intéressé par les produits” created.", "level": "success"},
+        "labelsChanged": {},
+        "showMessages": {"messages": [{"text": "Label “Intéressé par les produits” created.", "level": "success"}]},
     }
     label = Label.objects.get()
     assert (label.name, label.color) == ("interesse_par_les_produits", "green")
@@ -134,7 +139,7 @@ def test_a_blank_name_is_generated_on_submit(manager_client, make_label):
 def test_a_duplicate_title_ignoring_case_is_refused(manager_client, make_label):
     make_label("Active users")
     response = manager_client.post(reverse("labels:add"), {"title": "ACTIVE USERS", "name": ""}, **HTMX)
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert "A label with this title already exists." in response.text
     assert "<form" in response.text
     assert 'class="modal fade"' not in response.text  # only the form is swapped, the dialog stays open
@@ -159,7 +164,7 @@ def test_a_race_on_the_name_ends_in_one_label_and_a_form_error(manager_client, m
     monkeypatch.setattr(LabelForm, "is_valid", valid_then_another_operator_creates_it)
     response = manager_client.post(reverse("labels:add"), {"title": "Fans", "name": "fans"}, **HTMX)
 
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert "Someone has just created a label named “fans”. “fans_2” is free." in response.text
     assert list(Label.objects.values_list("title", flat=True)) == ["Fans of the product"]
 
@@ -197,7 +202,7 @@ def test_edit_keeps_the_name_when_the_title_changes(manager_client, make_label):
         reverse("labels:edit", args=[label.pk]), {"title": "Engaged users", "name": "active_users"}, **HTMX
     )
     assert response.status_code == 204
-    assert "Label “Engaged users” saved." in _triggers(response)["showMessage"]["text"]
+    assert _toasts(response) == ["Label “Engaged users” saved."]
     label.refresh_from_db()
     assert (label.title, label.name) == ("Engaged users", "active_users")
 
@@ -289,7 +294,7 @@ def test_delete_removes_the_label_and_its_assignments_only(manager_client, activ
     response = manager_client.post(reverse("labels:delete", args=[active_users.pk]), **HTMX)
 
     assert response.status_code == 204
-    assert _triggers(response)["showMessage"]["text"] == "Label “Active users” deleted; 1,204 subscribers lost it."
+    assert _toasts(response) == ["Label “Active users” deleted; 1,204 subscribers lost it."]
     assert list(Label.objects.values_list("name", flat=True)) == ["vip"]
     assert SubscriberLabel.objects.count() == 2
     assert Subscriber.objects.filter(updated_at__gt=LONG_AGO).count() == 1_204

@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 
 from subscribers.actions import add_labels, change_labels, remove_labels
-from subscribers.models import LabelChange, LabelSource, Subscriber
+from subscribers.models import LabelChange, LabelOperation, LabelSource
 
 pytestmark = pytest.mark.django_db
 
@@ -25,11 +25,13 @@ def test_the_history_lists_each_change_newest_first_with_source_and_author(
     client, operator, label_manager, ada, make_label
 ):
     vip, news = make_label("VIP", color="purple"), make_label("Newsletter")
-    one = Subscriber.objects.filter(pk=ada.pk)
     start = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
-    add_labels(one, [vip], by=operator, source=LabelSource.BULK, now=start)
+    add_labels([ada], [vip], by=operator, source=LabelSource.BULK)
+    operation = LabelOperation.objects.get()
+    LabelOperation.objects.filter(pk=operation.pk).update(started_at=start)
     change_labels(ada, add=[news], by=label_manager)
-    remove_labels(one, [vip], source=LabelSource.API, now=start + timedelta(days=1))
+    change_labels(ada, remove=[vip], source=LabelSource.API)
+    LabelChange.objects.filter(action="removed").update(changed_at=start + timedelta(days=1))
     client.force_login(operator)
     response = client.get(reverse("subscribers:detail", args=[ada.pk]))
     assert history_rows(response) == [
@@ -37,6 +39,9 @@ def test_the_history_lists_each_change_newest_first_with_source_and_author(
         ("vip", "removed", "api"),
         ("vip", "added", "bulk"),
     ]
+    assert f'<a href="/subscribers/bulk-changes/{operation.pk}/">Bulk change #{operation.pk}</a>' in (
+        response.content.decode()
+    ), "a bulk change links to its page"
     html = unescape(response.content.decode())
     assert "Label history" in html
     assert "Manage labels dialog" in html and "Bulk action" in html and "API" in html
@@ -73,11 +78,15 @@ def test_the_detail_page_runs_the_same_queries_whatever_the_length_of_the_histor
     labels = [make_label(f"Label {n}") for n in range(4)]
     for n in range(changes):
         label = labels[n % 4]
-        (add_labels if n % 8 < 4 else remove_labels)(Subscriber.objects.filter(pk=ada.pk), [label], by=operator)
-    assert LabelChange.objects.count() == changes
+        if n % 2:
+            change_labels(ada, **{"add" if n % 8 < 4 else "remove": [label]}, by=operator)
+        else:
+            (add_labels if n % 8 < 4 else remove_labels)([ada], [label], by=operator)
     client.force_login(operator)
     # 1 session, 2 user, 3 user's own permissions, 4 user's group permissions (the permission decorator),
-    # 5 the subscriber with its channel, 6 the labels with who assigned them, 7 the history with labels and authors.
-    with django_assert_num_queries(7):
+    # 5 the subscriber with its channel, 6 the labels with who assigned them, 7 the single changes with labels
+    # and authors, 8 the bulk changes that changed this subscriber, 9 those operations with their authors,
+    # 10 their labels.
+    with django_assert_num_queries(10):
         response = client.get(reverse("subscribers:detail", args=[ada.pk]))
-    assert len(response.context["history"]) == changes
+    assert len(response.context["history"]) == changes, "every change is shown, single or bulk"

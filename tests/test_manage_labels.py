@@ -45,7 +45,8 @@ def test_the_dialog_shows_the_name_and_every_label_with_current_ones_chosen(clie
     client.force_login(operator)
     response = client.get(url(ada), headers=HTMX)
     html = response.text
-    assert html.lstrip().startswith('<div class="modal fade" id="labels-dialog"')
+    assert html.lstrip().startswith('<div class="modal fade" id="dialog"')
+    assert '<h2 class="modal-title fs-5" id="dialog-title">Manage labels</h2>' in html
     assert 'readonly value="Ada Lovelace"' in html
     # Labels are listed by title: Newsletter first, then VIP.
     assert f'value="{news.pk}" id="id_labels_0">' in html
@@ -60,9 +61,9 @@ def test_submit_adds_and_removes_and_answers_204_with_triggers(client, operator,
     response = client.post(url(ada), {"labels": [news.pk], "labels_before": [vip.pk]}, headers=HTMX)
     assert response.status_code == 204
     triggers = json.loads(response["HX-Trigger"])
-    assert triggers["showMessage"] == {"text": "Labels updated for Ada Lovelace", "level": "success"}
+    assert triggers["showMessages"] == {"messages": [{"text": "Labels updated for Ada Lovelace", "level": "success"}]}
     assert f"subscriber-{ada.pk}-changed" in triggers
-    assert "labelsSaved" in triggers
+    assert "closeModal" in triggers
     assert label_titles(ada) == ["Newsletter"]
     assert SubscriberLabel.objects.get(subscriber=ada, label=news).assigned_by == operator
 

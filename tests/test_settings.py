@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _manage(*args, **env):
     """Run manage.py in an environment holding only `env`, as a fresh production host would."""
-    base = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/")}
+    base = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/"), "ENV_FILE": ""}
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env={**base, **env}, capture_output=True, text=True
     )
@@ -37,3 +37,21 @@ def test_check_deploy_is_clean_with_production_values():
         "check", "--deploy", "--fail-level", "WARNING", SECRET_KEY="k3y-" + "x" * 60, ALLOWED_HOSTS="subs.example.com"
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_a_local_env_file_is_read_and_the_environment_wins(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("DEBUG=1\nSECRET_KEY=from-the-env-file\n")
+    assert _manage("check", ENV_FILE=str(env_file)).returncode == 0
+    result = _manage("check", ENV_FILE=str(env_file), DEBUG="perhaps")
+    assert "The environment variable DEBUG is malformed" in result.stderr
+
+
+def test_make_run_writes_a_git_ignored_env_file_once(tmp_path):
+    make = ["make", "--no-print-directory", "-f", str(ROOT / "Makefile"), f"PY={sys.executable}", ".env"]
+    subprocess.run(make, cwd=tmp_path, check=True, capture_output=True)
+    written = (tmp_path / ".env").read_text()
+    assert written.startswith("DEBUG=1\nSECRET_KEY=") and len(written.split("SECRET_KEY=")[1].strip()) >= 50
+    subprocess.run(make, cwd=tmp_path, check=True, capture_output=True)
+    assert (tmp_path / ".env").read_text() == written  # kept, so sessions stay valid
+    assert ".env" in (ROOT / ".gitignore").read_text().split()

@@ -11,7 +11,9 @@ from django.utils import timezone
 
 from subscribers.actions import add_labels, change_labels
 from subscribers.models import Subscriber
-from webhooks import events, signing
+from subscribers import events
+from subscribers.models import LabelOperation
+from webhooks import signing
 from webhooks.models import Delivery, DeliveryStatus, Endpoint, Event
 from webhooks.tasks import MAX_ATTEMPTS, deliver, retry_delay
 
@@ -109,8 +111,9 @@ def test_a_bulk_label_change_is_announced_in_batches(
 
     payloads = _payloads()
     assert [len(payload["data"]["subscribers"]) for payload in payloads] == [3, 3, 1]
-    assert {payload["data"]["batch"] for payload in payloads} == {payloads[0]["data"]["batch"]}
-    assert [payload["data"]["chunk"] for payload in payloads] == [1, 2, 3]
+    operation = LabelOperation.objects.get()
+    assert {payload["data"]["batch"] for payload in payloads} == {f"operation-{operation.pk}"}
+    assert {payload["data"]["operation"] for payload in payloads} == {operation.pk}
     assert payloads[0]["event"] == "subscriber.labels_changed"
     assert payloads[0]["data"]["added"] == [{"name": "vip", "title": "VIP"}]
     listed = [row["foreign_id"] for payload in payloads for row in payload["data"]["subscribers"]]
@@ -144,12 +147,15 @@ def test_one_subscriber_change_announces_additions_and_removals(
     with django_capture_on_commit_callbacks(execute=True):
         change_labels(person, add=[vip], remove=[churned])
 
-    payloads = _payloads()
-    assert [(p["data"]["added"], p["data"]["removed"]) for p in payloads] == [
-        ([{"name": "vip", "title": "VIP"}], []),
-        ([], [{"name": "churned", "title": "Churned"}]),
+    [payload] = _payloads()
+    assert (payload["data"]["added"], payload["data"]["removed"]) == (
+        [{"name": "vip", "title": "VIP"}],
+        [{"name": "churned", "title": "Churned"}],
+    )
+    assert payload["data"]["subscribers"] == [
+        {"id": person.pk, "channel": person.channel.name, "foreign_id": person.foreign_id}
     ]
-    assert all(p["data"]["subscribers"][0]["foreign_id"] == person.foreign_id for p in payloads)
+    assert payload["data"]["operation"] is None
 
 
 def test_nothing_is_sent_without_a_listening_endpoint(

@@ -1,6 +1,7 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from webhooks.models import Delivery, DeliveryStatus, Endpoint, Event
 from webhooks.tasks import deliver
@@ -28,13 +29,27 @@ class EndpointAdmin(admin.ModelAdmin):
         return ", ".join(endpoint.events)
 
 
-@admin.action(description=_("Retry the selected failed deliveries now"))
+@admin.action(description=_("Send the selected undelivered deliveries again now"))
 def retry_deliveries(modeladmin, request, queryset):
-    failed = list(queryset.filter(status=DeliveryStatus.FAILED).values_list("pk", flat=True))
-    Delivery.objects.filter(pk__in=failed).update(status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=None)
-    for pk in failed:
+    """Failed, cancelled and pending (even stuck) deliveries start again with a full set of attempts.
+
+    One already being sent is not sent twice: the queued task finds it claimed and skips it.
+    """
+    undelivered = list(queryset.exclude(status=DeliveryStatus.SUCCEEDED).values_list("pk", flat=True))
+    Delivery.objects.filter(pk__in=undelivered).update(status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=None)
+    for pk in undelivered:
         deliver.enqueue(pk)
-    modeladmin.message_user(request, _("%(count)d deliveries queued again.") % {"count": len(failed)})
+    skipped = queryset.count() - len(undelivered)
+    message = ngettext("%(count)d delivery queued again.", "%(count)d deliveries queued again.", len(undelivered)) % {
+        "count": len(undelivered)
+    }
+    if skipped:
+        message += " " + ngettext(
+            "%(count)d was delivered already and left alone.",
+            "%(count)d were delivered already and left alone.",
+            skipped,
+        ) % {"count": skipped}
+    modeladmin.message_user(request, message, messages.SUCCESS if undelivered else messages.WARNING)
 
 
 @admin.register(Delivery)
@@ -50,6 +65,7 @@ class DeliveryAdmin(admin.ModelAdmin):
         "response_status",
         "last_error",
         "next_attempt_at",
+        "attempt_started_at",
         "created_at",
         "delivered_at",
         "body",

@@ -5,6 +5,3 @@ from django.utils.translation import gettext_lazy as _
 class WebhooksConfig(AppConfig):
     name = "webhooks"
     verbose_name = _("Webhooks")
-
-    def ready(self):
-        from webhooks import events  # noqa: F401  (connects the label-change receiver)

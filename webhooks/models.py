@@ -45,6 +45,8 @@ class DeliveryStatus(models.TextChoices):
     PENDING = "pending", _("Pending")
     SUCCEEDED = "succeeded", _("Delivered")
     FAILED = "failed", _("Failed")
+    # The endpoint was inactive when the delivery's turn came: nothing was sent. Staff may retry it.
+    CANCELLED = "cancelled", _("Not sent: endpoint inactive")
 
 
 class Delivery(models.Model):
@@ -63,6 +65,9 @@ class Delivery(models.Model):
     response_status = models.PositiveIntegerField(_("last response status"), null=True, blank=True)
     last_error = models.TextField(_("last error"), blank=True)
     next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
+    # Set while a worker sends the delivery, cleared when the attempt is recorded: a value older than
+    # webhooks.tasks.stale_after() means the worker died mid-send, and the sweep queues the delivery again.
+    attempt_started_at = models.DateTimeField(_("attempt started"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     delivered_at = models.DateTimeField(_("delivered"), null=True, blank=True)
 

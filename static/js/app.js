@@ -1,88 +1,109 @@
 // Hexasubs behaviour shared by every page. Loaded with the CSP nonce; no inline scripts.
+// Everything here also works as plain links, forms and pages when JavaScript is off.
 "use strict";
 
-function showToast(text, level = "success") {
-  const container = document.getElementById("toasts");
-  const toast = document.createElement("div");
-  toast.className = `toast align-items-center text-bg-${level} border-0`;
-  toast.setAttribute("role", level === "danger" ? "alert" : "status");
-  const body = document.createElement("div");
-  body.className = "d-flex";
-  const message = document.createElement("div");
-  message.className = "toast-body";
-  message.textContent = text;
-  const close = document.createElement("button");
-  close.type = "button";
-  close.className = "btn-close btn-close-white me-2 m-auto";
-  close.dataset.bsDismiss = "toast";
-  close.setAttribute("aria-label", "Close");
-  body.append(message, close);
-  toast.append(body);
-  container.append(toast);
-  bootstrap.Toast.getOrCreateInstance(toast).show();
+// Toasts: whole pages render Django's messages; htmx answers send theirs in HX-Trigger (hexasubs.middleware),
+// shown from the server-rendered <template id="toast-template">.
+function showToast(toast) {
   toast.addEventListener("hidden.bs.toast", () => toast.remove());
+  bootstrap.Toast.getOrCreateInstance(toast).show();
 }
 
-document.addEventListener("DOMContentLoaded", () => {
-  // Server-rendered messages are visible without JavaScript; with it, they fade out.
-  document.querySelectorAll("[data-hexasubs-toast]").forEach((element) => {
-    bootstrap.Toast.getOrCreateInstance(element).show();
-  });
-});
-
-// A view answers `HX-Trigger: {"showMessage": {"text": "...", "level": "success"}}`.
-document.addEventListener("showMessage", (event) => showToast(event.detail.text, event.detail.level));
-
-// Dialogs: a view renders a `.modal` into #modal-root (hx-target="#modal-root"); it opens at once and is
-// removed when closed. A view answers `HX-Trigger: {"closeModal": {}}` to close it after a successful save.
-// Dialogs marked data-hexasubs-modal are handled by static/js/subscribers.js instead.
-let dialogOpener = null; // id of the button that opened the dialog: its row may be re-rendered meanwhile
-
-function focusFirstField(container) {
-  const field = container.querySelector(".is-invalid")
-    || container.querySelector(".modal-body input:not([type=hidden]), .modal-body textarea, .modal-body select, .modal-footer .btn");
-  if (field) field.focus();
+function addToast(text, level) {
+  const toast = document.getElementById("toast-template").content.firstElementChild.cloneNode(true);
+  toast.classList.replace("text-bg-success", `text-bg-${level}`);
+  toast.setAttribute("role", level === "danger" ? "alert" : "status");
+  toast.querySelector(".toast-body").textContent = text;
+  document.getElementById("toasts").append(toast);
+  showToast(toast);
 }
 
-function returnFocusToOpener() {
-  // The opener may be gone (its row deleted): the page's heading then takes the focus.
-  const opener = (dialogOpener && document.getElementById(dialogOpener)) || document.querySelector("main h1[tabindex]");
-  if (opener) opener.focus();
+document.addEventListener("showMessages", (event) => event.detail.messages.forEach((m) => addToast(m.text, m.level)));
+document.addEventListener("htmx:responseError", () => addToast(document.getElementById("toasts").dataset.failureText, "danger"));
+document.addEventListener("htmx:sendError", () => addToast(document.getElementById("toasts").dataset.failureText, "danger"));
+
+// Dialogs (templates/dialog.html, hexasubs/dialogs.py): a view renders a `.modal` into #modal-root; it opens at
+// once and is removed once closed. `closeModal` in HX-Trigger closes it. The keyboard goes to the dialog's main
+// control, and back to what opened it: a table may have been re-rendered meanwhile, so it is found again by id.
+let opener = null;
+
+const isVisible = (element) => Boolean(element && element.isConnected && element.offsetParent);
+
+function focusMainControl(content) {
+  const selectors = [
+    "form .is-invalid",
+    "[data-autofocus]",
+    "[data-filter-list]:not([hidden])",
+    ".modal-body :is(input:not([type=hidden]):not([readonly]), textarea, select)",
+    ".modal-footer .btn",
+  ];
+  selectors.map((selector) => content.querySelector(selector)).find(Boolean)?.focus();
+}
+
+function returnFocus() {
+  const candidates = [opener && document.getElementById(opener), document.querySelector("[data-return-focus]"), document.querySelector("main h1")];
+  candidates.find(isVisible)?.focus();
 }
 
 document.addEventListener("htmx:beforeRequest", (event) => {
-  if (event.detail.target && event.detail.target.id === "modal-root") dialogOpener = event.detail.elt.id || null;
+  if (event.detail.target?.id !== "modal-root") return;
+  const source = event.detail.requestConfig?.triggeringEvent?.submitter || event.detail.elt;
+  opener = source.id || null;
 });
 
 document.addEventListener("htmx:afterSwap", (event) => {
-  const target = event.detail.target;
-  if (target.id === "modal-root") {
-    const modal = target.querySelector(".modal:not([data-hexasubs-modal])");
-    if (!modal) return;
-    modal.addEventListener("shown.bs.modal", () => focusFirstField(modal), { once: true });
-    modal.addEventListener("hidden.bs.modal", () => {
-      bootstrap.Modal.getInstance(modal)?.dispose();
-      modal.remove();
-      returnFocusToOpener();
-    }, { once: true });
-    bootstrap.Modal.getOrCreateInstance(modal).show();
-  }
+  const modal = event.detail.target.id === "modal-root" && event.detail.target.querySelector(".modal");
+  if (!modal) return;
+  modal.addEventListener("shown.bs.modal", () => focusMainControl(modal), { once: true });
+  modal.addEventListener("hidden.bs.modal", () => {
+    bootstrap.Modal.getInstance(modal)?.dispose();
+    modal.remove();
+    returnFocus();
+  }, { once: true });
+  bootstrap.Modal.getOrCreateInstance(modal).show();
 });
 
 document.addEventListener("htmx:afterSettle", (event) => {
-  const modal = event.detail.elt.closest && event.detail.elt.closest(".modal.show:not([data-hexasubs-modal])");
-  if (modal) {
-    // A form re-rendered with its errors: put the keyboard on the first field to fix.
-    const invalid = modal.querySelector("form .is-invalid");
-    if (invalid && event.detail.elt.matches("form")) invalid.focus();
-  } else if (dialogOpener && document.activeElement === document.body && !document.querySelector("#modal-root .modal")) {
-    // The page was refreshed after the dialog closed: find the opener again, or the page's heading.
-    returnFocusToOpener();
-    dialogOpener = null;
+  if (event.target.id === "dialog-content") {
+    focusMainControl(event.target); // the dialog's next step: errors to fix, a confirmation, a result
+  } else if (!document.querySelector("#modal-root .modal") && !isVisible(document.activeElement)) {
+    returnFocus(); // what had the keyboard was re-rendered after the dialog closed
   }
 });
 
 document.addEventListener("closeModal", () => {
-  document.querySelectorAll("#modal-root .modal.show:not([data-hexasubs-modal])")
-    .forEach((modal) => bootstrap.Modal.getInstance(modal)?.hide());
+  document.querySelectorAll("#modal-root .modal").forEach((modal) => bootstrap.Modal.getOrCreateInstance(modal).hide());
+});
+
+// Set up what arrives, on the first page and in every swapped fragment.
+document.addEventListener("htmx:load", (event) => {
+  const root = event.detail.elt;
+  root.querySelectorAll("[data-toast].show").forEach(showToast);
+  // Dialog openers are links, so that they work without JavaScript; with it they are the buttons they look like.
+  root.querySelectorAll('a[aria-haspopup="dialog"]').forEach((link) => link.setAttribute("role", "button"));
+  // A search box over a list of checkboxes: `data-filter-list="#list"`; the items carry `data-filter-text`.
+  root.querySelectorAll("[data-filter-list]").forEach((box) => { box.hidden = false; });
+});
+
+document.addEventListener("keydown", (event) => {
+  if (event.key === " " && event.target.matches?.('a[role="button"]')) {
+    event.preventDefault();
+    event.target.click();
+  } else if (event.key === "Enter" && event.target.matches?.("[data-filter-list]")) {
+    event.preventDefault(); // Enter in a filter box must not submit the form around it
+  }
+});
+
+document.addEventListener("input", (event) => {
+  const box = event.target;
+  if (!box.matches("[data-filter-list]")) return;
+  const list = document.querySelector(box.dataset.filterList);
+  const words = box.value.toLowerCase().trim().split(/\s+/).filter(Boolean);
+  let shown = 0;
+  list.querySelectorAll("[data-filter-text]").forEach((item) => {
+    item.hidden = !words.every((word) => item.dataset.filterText.includes(word));
+    if (!item.hidden) shown += 1;
+  });
+  const empty = list.querySelector("[data-filter-empty]");
+  if (empty) empty.hidden = shown > 0;
 });

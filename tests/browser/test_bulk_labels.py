@@ -179,8 +179,9 @@ def test_without_javascript_the_bulk_action_is_a_plain_form_flow(operator_withou
 
 
 def test_a_large_selection_shows_progress_then_the_result(page, log_in, operator, audience, monkeypatch, screenshot):
-    from subscribers import actions
     from subscribers.tasks import run_bulk_label_operation
+
+    from subscribers import actions
 
     monkeypatch.setattr(actions, "BACKGROUND_THRESHOLD", 10)
     log_in(operator)

@@ -1,0 +1,45 @@
+"""django-tasks-db's worker, plus a sweep that resumes the work of workers that died.
+
+django-tasks-db leaves the task of a worker killed mid-task RUNNING forever and
+never runs it again. Our long work is resumable (chunked bulk label operations,
+webhook deliveries), so every worker also sweeps, every SWEEP_SECONDS, for work
+whose worker stopped showing signs of life, and queues it again. Any number of
+workers may sweep at once: each piece of work is taken by one of them.
+"""
+
+import logging
+import threading
+
+from django.db import close_old_connections
+from django_tasks_db.management.commands.db_worker import Command as DatabaseWorkerCommand
+
+from subscribers.actions import resume_stalled_operations
+from webhooks.tasks import requeue_stale_deliveries
+
+logger = logging.getLogger(__name__)
+
+SWEEP_SECONDS = 15
+SWEEPS = [resume_stalled_operations, requeue_stale_deliveries]
+
+
+def sweep_forever(stop: threading.Event) -> None:
+    while not stop.wait(SWEEP_SECONDS):
+        for sweep in SWEEPS:
+            close_old_connections()
+            try:
+                sweep()
+            except Exception:
+                logger.exception("Sweep %s failed; trying again in %s s", sweep.__name__, SWEEP_SECONDS)
+        close_old_connections()
+
+
+class Command(DatabaseWorkerCommand):
+    help = DatabaseWorkerCommand.help + " Also resumes bulk label operations and webhook deliveries of dead workers."
+
+    def handle(self, *args, **options):
+        stop = threading.Event()
+        threading.Thread(target=sweep_forever, args=(stop,), name="sweep", daemon=True).start()
+        try:
+            return super().handle(*args, **options)
+        finally:
+            stop.set()
