@@ -51,8 +51,8 @@ def carrying(label):
 
 
 def shown(response):
-    """The response's HTML with entities decoded, as a person reads it."""
-    return unescape(response.content.decode())
+    """The response's HTML with entities decoded and spaces collapsed, as a person reads it."""
+    return " ".join(unescape(response.content.decode()).split())
 
 
 def pks(subscribers):
@@ -204,7 +204,7 @@ def test_the_confirmation_of_several_labels(signed_in, people, vip, news):
     labelled(people[1:2], vip)
     html = shown(signed_in.post(URL, selection(ids=people[:3], labels=[vip, news])))
     assert "Add “Newsletter”, “VIP” to 3 subscribers?" in html
-    assert "2 of them lack at least one of these labels;\n        1 already has them all." in html
+    assert "2 of them lack at least one of these labels; 1 already has them all." in html
 
 
 # Changing ------------------------------------------------------------------------------------------------

@@ -171,7 +171,7 @@ def test_each_chunk_records_its_progress_as_it_commits(people, vip, make_label):
         (RUNNING, people[5].pk, 6, 11, 6, 11),
         (DONE, people[6].pk, 7, 13, 7, 13),
     ]
-    assert operation.summary() == "Added “VIP”, “Newsletter”: 13 new assignments on 7 selected subscribers."
+    assert operation.summary() == "Added “Newsletter”, “VIP”: 13 new assignments on 7 selected subscribers."
 
 
 def test_each_chunk_moves_the_heartbeat(people, vip):
