@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: run test lint bench clean messages
+.PHONY: run test lint bench clean messages serve loadtest
 
 $(PY):
 	@python$(PYTHON_VERSION) -V >/dev/null 2>&1 || { echo "Python $(PYTHON_VERSION) is needed (pyenv install $(PYTHON_VERSION))."; exit 1; }
@@ -43,6 +43,24 @@ test: $(STAMP) messages
 # writes BENCHMARKS.md. `make bench BENCH_ARGS=--smoke` runs a tiny data set instead (seconds).
 bench: $(STAMP)
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# Production: settings from the environment (README, "Production"), then gunicorn with WEB_WORKERS workers
+# and TASK_WORKERS background workers (bulk label changes, webhooks); Ctrl-C stops them all.
+SERVE_BIND ?= 127.0.0.1:8000
+WEB_WORKERS ?= 3
+TASK_WORKERS ?= 2
+serve: $(STAMP) messages
+	$(PY) manage.py migrate --no-input
+	$(PY) manage.py collectstatic --no-input --verbosity 0
+	$(PY) manage.py check --deploy
+	@workers=""; for _ in $$(seq $(TASK_WORKERS)); do $(PY) manage.py db_worker & workers="$$workers $$!"; done; \
+	trap 'kill $$workers 2>/dev/null' EXIT INT TERM; \
+	BIND=$(SERVE_BIND) WEB_CONCURRENCY=$(WEB_WORKERS) $(VENV)/bin/gunicorn --config gunicorn.conf.py hexasubs.wsgi
+
+# A bounded load test on loopback (gunicorn on PostgreSQL, bot API and operators, then during a bulk change):
+# writes the "Load test" section of BENCHMARKS.md. `make loadtest LOADTEST_ARGS="--duration 60"` for longer.
+loadtest: $(STAMP)
+	$(PY) bench/loadtest.py $(LOADTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache

@@ -82,9 +82,12 @@ class SubscriberOut(Schema):
     timezone: str
     country: str
     avatar_url: str
-    created_at: datetime
-    updated_at: datetime
-    last_seen_at: datetime | None
+    created_at: datetime = Field(description="First interaction.")
+    updated_at: datetime = Field(
+        description="Last change of the profile (name, gender, locale, time zone, country, avatar); "
+        "label changes do not move it (see `/label-changes`)."
+    )
+    last_seen_at: datetime | None = Field(description="Last interaction.")
     labels: list[LabelRef]
 
 
@@ -113,7 +116,7 @@ class LabelIn(Schema):
     model_config = ConfigDict(extra="forbid")
 
     # Normalised as the model stores it (labels.names.normalise_title); the limits are the model's.
-    title: Annotated[str, Field(max_length=TITLE_MAX_LENGTH), AfterValidator(normalise_title)]
+    title: Annotated[str, Field(max_length=TITLE_MAX_LENGTH), AfterValidator(_no_nul), AfterValidator(normalise_title)]
     name: str = Field("", max_length=64, description="Generated from the title when blank.")
     description: str = Field("", max_length=DESCRIPTION_MAX_LENGTH)
     color: str = Field("", json_schema_extra={"enum": [*Color.values, ""]})

@@ -3,12 +3,12 @@
 from datetime import datetime
 from typing import Literal
 
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils.datastructures import MultiValueDict
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from django.utils.translation import ngettext
 from ninja import NinjaAPI, Query, Status
 from ninja.errors import AuthenticationError, HttpError
@@ -16,6 +16,7 @@ from ninja.openapi.docs import Swagger
 
 from api import queries
 from api.auth import ApiKeyAuth, PerKeyRateLimit, permitted_channel, permitted_channels
+from api.docs import staff_or_api_key
 from api.errors import BodyTooLarge, InvalidInput, UnknownLabelNames
 from api.schemas import (
     Error,
@@ -49,14 +50,14 @@ class LocalSwagger(Swagger):
 api = NinjaAPI(
     title="Hexasubs bot API",
     version="1",
-    description=_(
+    description=_lazy(
         "For the bot runtime: send `Authorization: Bearer <API key>`. Keys are created by staff in the "
         "administration. Too many requests get 429 with Retry-After."
     ),
     auth=ApiKeyAuth(),
     throttle=[PerKeyRateLimit()],
     docs=LocalSwagger(),
-    docs_decorator=staff_member_required,
+    docs_decorator=staff_or_api_key,
     urls_namespace="api",
 )
 
@@ -131,14 +132,19 @@ def _unknown_labels(request, exc):
 
 @api.put(
     "/channels/{channel}/subscribers/{foreign_id}",
+    tags=["Subscribers"],
     response={200: SubscriberOut, 201: SubscriberOut, **ON_CHANNEL},
-    summary="Record an interaction",
-    description="Creates the subscriber on first contact (201), otherwise updates the fields that changed (200).",
+    summary=_lazy("Record an interaction"),
+    description=_lazy(
+        "Creates the subscriber on first contact (201), otherwise updates the fields that changed (200)."
+    ),
 )
 def put_subscriber(request, channel: str, foreign_id: str, profile: ProfileIn):
     channel_obj = permitted_channel(request.auth, channel)
     _check_foreign_id(foreign_id)
-    subscriber, created, _changed = subscriber_actions.upsert_subscriber(channel_obj, foreign_id, profile.model_dump(exclude_unset=True))
+    subscriber, created, _changed = subscriber_actions.upsert_subscriber(
+        channel_obj, foreign_id, profile.model_dump(exclude_unset=True)
+    )
     subscriber.channel = channel_obj
     return Status(201 if created else 200, _subscriber_out(queries.fetch_labels(subscriber)))
 
@@ -150,8 +156,9 @@ def _check_foreign_id(foreign_id):
 
 @api.get(
     "/channels/{channel}/subscribers/{foreign_id}",
+    tags=["Subscribers"],
     response={200: SubscriberOut, **ON_CHANNEL},
-    summary="A subscriber's profile and labels",
+    summary=_lazy("A subscriber's profile and labels"),
 )
 def get_subscriber(request, channel: str, foreign_id: str):
     channel_obj = permitted_channel(request.auth, channel)
@@ -161,9 +168,10 @@ def get_subscriber(request, channel: str, foreign_id: str):
 
 @api.post(
     "/channels/{channel}/subscribers/{foreign_id}/labels",
+    tags=["Subscribers"],
     response={200: SubscriberOut, 400: UnknownLabels, **ON_CHANNEL},
-    summary="Add and remove labels",
-    description="Unknown label names give 400 listing them, and nothing is changed.",
+    summary=_lazy("Add and remove labels"),
+    description=_lazy("Unknown label names give 400 listing them, and nothing is changed."),
 )
 def post_subscriber_labels(request, channel: str, foreign_id: str, change: LabelChangeIn):
     channel_obj = permitted_channel(request.auth, channel)
@@ -180,9 +188,10 @@ def post_subscriber_labels(request, channel: str, foreign_id: str, change: Label
 
 @api.get(
     "/subscribers",
+    tags=["Subscribers"],
     response={200: SubscriberPage, 400: UnknownLabels, **ON_CHANNEL},
-    summary="Subscribers, filtered like the Subscribers page",
-    description=(
+    summary=_lazy("Subscribers, filtered like the Subscribers page"),
+    description=_lazy(
         "The Subscribers page's own filters. Filtered by labels, ordered by id; otherwise by (updated_at, id), "
         "`updated_at` being the profile's date (label changes do not move it: read `/label-changes`). "
         "Follow `next_cursor` with the same filters."
@@ -233,9 +242,10 @@ def list_subscribers(
 
 @api.get(
     "/label-changes",
+    tags=["Label changes"],
     response={200: LabelChangePage, 422: FieldErrors, **COMMON},
-    summary="Label changes, oldest first",
-    description=(
+    summary=_lazy("Label changes, oldest first"),
+    description=_lazy(
         "Every label added to or removed from a subscriber: single changes one by one, bulk changes as one "
         "entry each with a link to who they changed. Keep the last `next_cursor` and poll with it as `after`. "
         "Entries appear a few seconds after they are made, once every transaction before them has committed."
@@ -279,10 +289,11 @@ def _change_entry(entry) -> dict:
 
 @api.get(
     "/label-operations/{operation_id}/members",
+    tags=["Bulk changes"],
     response={200: OperationMemberPage, 422: FieldErrors, **ON_CHANNEL},
     url_name="label_operation_members",
-    summary="Who a bulk label change changed",
-    description="Each subscriber and label the operation added or removed, by subscriber id.",
+    summary=_lazy("Who a bulk label change changed"),
+    description=_lazy("Each subscriber and label the operation added or removed, by subscriber id."),
 )
 def list_operation_members(request, operation_id: int, after: str = "", limit: int = Query(500, ge=1, le=5000)):
     operation = get_object_or_404(LabelOperation, pk=operation_id)
@@ -304,16 +315,19 @@ def list_operation_members(request, operation_id: int, after: str = "", limit: i
     }
 
 
-@api.get("/labels", response={200: list[LabelOut], **COMMON}, summary="Every label")
+@api.get("/labels", tags=["Labels"], response={200: list[LabelOut], **COMMON}, summary=_lazy("Every label"))
 def list_labels(request):
     return list(Label.objects.order_by("name"))
 
 
 @api.post(
     "/labels",
+    tags=["Labels"],
     response={201: LabelOut, 422: FieldErrors, **COMMON},
-    summary="Create a label",
-    description="Checked like the app's label dialog: unique title and name; a blank name is made from the title.",
+    summary=_lazy("Create a label"),
+    description=_lazy(
+        "Checked like the app's label dialog: unique title and name; a blank name is made from the title."
+    ),
 )
 def create_label(request, data: LabelIn):
     form = LabelForm(data=data.model_dump())

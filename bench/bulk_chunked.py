@@ -28,6 +28,7 @@
 
 import argparse
 import bisect
+import itertools
 import multiprocessing
 import os
 import random
@@ -153,7 +154,7 @@ def run_ours(kind, target, selection, by, *, progress=None):
     finished = time.perf_counter()
     # The last chunk (the one that finds nothing more to do) calls no after_chunk: it ends at `finished`.
     edges = [counted, *marks, finished]
-    chunks = [b - a for a, b in zip(edges, edges[1:], strict=False)]
+    chunks = [b - a for a, b in itertools.pairwise(edges)]
     if operation.status != LabelOperation.Status.DONE:
         raise AssertionError(f"operation {operation.pk} ended {operation.status}: {operation.error}")
     return {
@@ -240,7 +241,7 @@ def _bulk_child(kind, target_pk, selection, by_pk, progress, queue, chunk_size):
     try:
         by = User.objects.get(pk=by_pk) if by_pk else None
         queue.put(run_ours(kind, Label.objects.get(pk=target_pk), selection, by, progress=progress))
-    except BaseException as error:  # noqa: BLE001 - reported to the parent, which raises
+    except BaseException as error:  # reported to the parent, which raises
         queue.put({"error": repr(error)})
     finally:
         connections.close_all()
@@ -310,7 +311,9 @@ class Bot:
             )
 
 
-def bot_during_bulk(target, selection, by, *, idle_calls, pace, page_client, page_url, api_during=None, log=print):
+def bot_during_bulk(
+    target, selection, by, *, idle_calls, pace, page_client, page_url, api_during=None, near=True, log=print
+):
     """The bot's upserts idle, then during a bulk add and a bulk remove run by another process."""
     from django.db import connections
 
@@ -338,7 +341,7 @@ def bot_during_bulk(target, selection, by, *, idle_calls, pace, page_client, pag
         while result is None:
             if progress.value:
                 # A subscriber in the window the bulk change is working on right now.
-                calls.append(bot.call(progress.value, actions.CHUNK_SIZE))
+                calls.append(bot.call(progress.value, actions.CHUNK_SIZE) if near else bot.call())
             else:
                 time.sleep(0.005)
             if not child.is_alive() or not queue.empty():
@@ -362,7 +365,14 @@ def bot_during_bulk(target, selection, by, *, idle_calls, pace, page_client, pag
             api = api_during()  # the bench label freshly given to 500,000, not vacuumed
     bot.restore()
     forget_operations(operations)
-    return {"phases": phases, "load": load, "api_after_add": api, "pace": pace, "touched": len(bot.originals)}
+    return {
+        "phases": phases,
+        "load": load,
+        "api_after_add": api,
+        "pace": pace,
+        "touched": len(bot.originals),
+        "near": near,
+    }
 
 
 # --- 3. the API list ---------------------------------------------------------------------------------
@@ -414,8 +424,6 @@ def profile(target, selection, by, *, log=print):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from subscribers import actions
-
     profiles = {}
     operations = []
     for kind in ("add", "remove"):
@@ -461,8 +469,10 @@ def explain_chunk(target, selection, by):
     members = connection.ops.quote_name(LabelOperationMember._meta.db_table)
     plans = {}
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {sl} WHERE label_id = %s AND subscriber_id > %s AND subscriber_id <= %s",
-                       [target.pk, low, high])
+        cursor.execute(
+            f"DELETE FROM {sl} WHERE label_id = %s AND subscriber_id > %s AND subscriber_id <= %s",
+            [target.pk, low, high],
+        )
         chosen = subscribers_matching(selection).filter(pk__gt=low, pk__lte=high).values("pk")
         sql, params = chosen.query.sql_with_params()
         cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", params)
@@ -500,7 +510,9 @@ def explain_chunk(target, selection, by):
 # --- everything, and the report ----------------------------------------------------------------------
 
 
-def run_all(*, runs, smoke, bot=True, profile_run=True, api_repeat=None, idle_calls=None, pace=0.02, log=print):
+def run_all(
+    *, runs, smoke, bot=True, profile_run=True, api_repeat=None, idle_calls=None, pace=0.02, near=True, log=print
+):
     from django.contrib.auth.models import Group, User
     from django.test import Client, override_settings
 
@@ -517,7 +529,8 @@ def run_all(*, runs, smoke, bot=True, profile_run=True, api_repeat=None, idle_ca
         "subscribers": Subscriber.objects.count(),
         "smoke": smoke,
         "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "command": " ".join(["bench/bulk_chunked.py", *sys.argv[1:]]) if sys.argv[0].endswith("bulk_chunked.py")
+        "command": " ".join(["bench/bulk_chunked.py", *sys.argv[1:]])
+        if sys.argv[0].endswith("bulk_chunked.py")
         else "make bench",
         "cores": os.cpu_count(),
     }
@@ -531,7 +544,7 @@ def run_all(*, runs, smoke, bot=True, profile_run=True, api_repeat=None, idle_ca
     report["load_before"] = os.getloadavg()
     checkpoints = _checkpoints()
     log(f"Bulk in chunks of {actions.CHUNK_SIZE:,}: {runs} runs against the floor…", flush=True)
-    report["compare"] = compare(target, selection, operator, runs=runs, log=log)
+    report["compare"] = compare(target, selection, operator, runs=runs, log=log) if runs else None
     report["checkpoints"] = _checkpoints() - checkpoints
     report["load_after_compare"] = os.getloadavg()
 
@@ -560,6 +573,7 @@ def run_all(*, runs, smoke, bot=True, profile_run=True, api_repeat=None, idle_ca
                 page_client=page,
                 page_url=f"/subscribers/?label={big.name}",
                 api_during=lambda: api_list(api, target, repeat=api_repeat),
+                near=near,
                 log=log,
             )
         if profile_run:
@@ -657,13 +671,19 @@ def section(report) -> str:
             "",
             "### The bot during a bulk change",
             "",
-            f"`upsert_subscriber` (a real change of the first name, in its own transaction) of a subscriber in the "
-            f"window of ids the bulk change is working on at that moment, one call every {bot['pace'] * 1000:.0f} ms "
+            "`upsert_subscriber` (a real change of the first name, in its own transaction) of "
+            + (
+                "a subscriber in the window of ids the bulk change is working on at that moment"
+                if bot.get("near", True)
+                else "a random subscriber of the selection"
+            )
+            + f", one call every {bot['pace'] * 1000:.0f} ms "
             "plus its own time, in the bench process; the bulk operation runs in another process with its own "
             "connection. Every fifth call also loads the operators' page `/subscribers/?label=active_users` "
             "(logged-in test client).",
             "",
-            "| phase | load avg (1 min) at end | upserts | p50 | p99 | max | > 1 s | page loads | page p50 | page max | "
+            "| phase | load avg (1 min) at end | upserts | p50 | p99 | max | > 1 s | page loads | page p50 | "
+            "page max | "
             "bulk wall | bulk max chunk |",
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
@@ -673,7 +693,8 @@ def section(report) -> str:
             ups, pages = data["upserts"], data["pages"]
             bulk = data.get("bulk")
             lines.append(
-                f"| {'idle' if phase == 'idle' else f'during bulk {phase} of {bulk["changed"]:,}'} | {bot['load'][phase][0]:.1f} | "
+                f"| {'idle' if phase == 'idle' else f'during bulk {phase} of {bulk["changed"]:,}'} | "
+                f"{bot['load'][phase][0]:.1f} | "
                 f"{len(ups)} | {_f(_ms(_pct(ups, 50)))} | {_f(_ms(_pct(ups, 99)))} | {_f(_ms(max(ups)))} | "
                 f"{sum(u > 1 for u in ups)} | {len(pages)} | {_f(_ms(_pct(pages, 50)))} | "
                 f"{_f(_ms(max(pages))) if pages else '—'} | {_s(bulk['wall']) if bulk else '—'} | "
@@ -731,14 +752,15 @@ def section(report) -> str:
                 cells += [f"{count:,}", _f(_ms(seconds))]
             lines.append(f"| `{name}` | {' | '.join(cells)} |")
         lines.append(
-            f"| Python between statements | | {_f(_ms(prof['add']['python']))} | | {_f(_ms(prof['remove']['python']))} |"
+            f"| Python between statements | | {_f(_ms(prof['add']['python']))} | "
+            f"| {_f(_ms(prof['remove']['python']))} |"
         )
         lines.append(f"| **wall** | | **{_s(prof['add']['wall'])}** | | **{_s(prof['remove']['wall'])}** |")
         explain = prof.get("explain")
         if explain:
             lines += [
                 "",
-                f"EXPLAIN (ANALYZE, BUFFERS) of one chunk (ids {explain['window'][0]:,}–{explain['window'][1]:,}, "
+                f"EXPLAIN (ANALYZE, BUFFERS) of one chunk (ids {explain['window'][0]:,} to {explain['window'][1]:,}, "
                 f"{explain['pairs']:,} pairs; rolled back, `SET CONSTRAINTS ALL IMMEDIATE` so the foreign-key "
                 "checks show as triggers):",
                 "",
@@ -775,9 +797,19 @@ def main(argv=None) -> int:
     parser.add_argument("--no-bot", action="store_true", help="skip the upserts during a bulk change")
     parser.add_argument("--no-profile", action="store_true", help="skip the profiled run")
     parser.add_argument("--idle-calls", type=int, help="idle upserts (default 300)")
+    parser.add_argument(
+        "--no-key-lock",
+        action="store_true",
+        help="experiment: the upsert locks FOR NO KEY UPDATE (patched in this process only)",
+    )
+    parser.add_argument(
+        "--bot-random", action="store_true", help="the bot upserts random subscribers, not those of the current chunk"
+    )
     parser.add_argument("--save", help="also keep the raw figures in this file (pickle), to render again with --render")
     parser.add_argument("--render", help="render the section from a --save file instead of measuring")
-    parser.add_argument("--write", nargs="?", const=str(ROOT / "BENCHMARKS.md"), help="replace the section in this file")
+    parser.add_argument(
+        "--write", nargs="?", const=str(ROOT / "BENCHMARKS.md"), help="replace the section in this file"
+    )
     args = parser.parse_args(argv)
 
     if args.render:
@@ -805,17 +837,38 @@ def main(argv=None) -> int:
     ensure_dataset(2_000 if args.smoke else 1_000_000, 20 if args.smoke else 200)
     if args.chunk_size:
         actions.CHUNK_SIZE = args.chunk_size
+    if args.no_key_lock:
+        # An experiment for a proposal, in this process only: FOR NO KEY UPDATE does not wait for the
+        # FOR KEY SHARE locks the chunk's deferred foreign-key checks take on its subscribers.
+        from subscribers.models import Subscriber
+
+        def _locked(channel, foreign_id):
+            return (
+                Subscriber.objects.select_for_update(no_key=True).filter(channel=channel, foreign_id=foreign_id).first()
+            )
+
+        actions._locked = _locked
     report = run_all(
-        runs=args.runs or (1 if args.smoke else 5),
+        runs=(1 if args.smoke else 5) if args.runs is None else args.runs,
         smoke=args.smoke,
         bot=not args.no_bot,
         profile_run=not args.no_profile,
         idle_calls=args.idle_calls,
+        near=not args.bot_random,
     )
     if args.save:
         import pickle
 
         Path(args.save).write_bytes(pickle.dumps(report))
+    if report["compare"] is None:  # --runs 0: an experiment on the bot or the API only
+        for phase, data in (report.get("bot") or {}).get("phases", {}).items():
+            ups = data["upserts"]
+            print(
+                f"{phase:7} upserts {len(ups)} p50 {_f(_ms(_pct(ups, 50)))} p99 {_f(_ms(_pct(ups, 99)))} "
+                f"max {_f(_ms(max(ups)))}"
+            )
+        print("api", report.get("api"))
+        return 0
     text = section(report)
     print(text)
     if args.write:

@@ -70,12 +70,13 @@ INSTALLED_APPS = [
     "django_tables2",
     "crispy_forms",
     "crispy_bootstrap5",
-    # Before django_tasks_db: its db_worker command is ours, with the sweep that resumes stalled work.
+    "django_countries",  # for its translated country names
     "hexasubs",
+    "labels",
+    # Before django_tasks_db: its db_worker command is ours, with the sweep that resumes stalled work.
+    "subscribers",
     "django_tasks_db",
     "ninja",
-    "labels",
-    "subscribers",
     "api",
     "webhooks",
     "axes",
@@ -143,6 +144,12 @@ TASKS = {
 # Bulk label changes of more subscribers than this run in the background (`manage.py db_worker`), in
 # chunks either way. About 10 µs a subscriber on PostgreSQL (BENCHMARKS.md): 10,000 answer in a blink.
 BULK_BACKGROUND_THRESHOLD = _read("BULK_BACKGROUND_THRESHOLD", env.int, 10_000)
+# Subscriber imports (subscribers/imports.py): a larger upload is refused before it is read. The file is
+# streamed to IMPORT_DIR, never held in memory; web processes and workers must share that folder.
+IMPORT_UPLOAD_LIMIT_MB = _read("IMPORT_UPLOAD_LIMIT_MB", env.int, 200)
+if IMPORT_UPLOAD_LIMIT_MB < 1:
+    raise ImproperlyConfigured("The environment variable IMPORT_UPLOAD_LIMIT_MB is malformed: use 1 or more.")
+IMPORT_DIR = Path(_read("IMPORT_DIR", env.str, str(BASE_DIR / "var" / "imports")))
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -264,10 +271,14 @@ if env.str("EMAIL_URL", default=""):
         }
     }
     EMAIL_CONFIGURED = True
+elif DEBUG:
+    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
+    EMAIL_CONFIGURED = True
 else:
-    _backend = "console" if DEBUG else "dummy"
-    MAILERS = {"default": {"BACKEND": f"django.core.mail.backends.{_backend}.EmailBackend"}}
-    EMAIL_CONFIGURED = DEBUG
+    # No mailer at all: nothing can be sent, so nothing pretends to. Deliberate, so not a warning.
+    MAILERS = {}
+    EMAIL_CONFIGURED = False
+    SILENCED_SYSTEM_CHECKS.append("mail.W001")
 DEFAULT_FROM_EMAIL = _read("DEFAULT_FROM_EMAIL", env.str, "Hexasubs <noreply@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
@@ -276,4 +287,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": _read("LOG_LEVEL", env.str, "INFO")},
+    # httpx logs every webhook request at INFO; the delivery log already records each attempt.
+    # axes logs every successful login at INFO; lockouts and failures come at WARNING.
+    "loggers": {"httpx": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }

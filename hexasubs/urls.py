@@ -8,6 +8,8 @@ from hexasubs import views
 
 admin.site.site_header = admin.site.site_title = "Hexasubs"
 admin.site.index_title = _("Administration")
+# The changelists get the whole width at 1280 px: the breadcrumbs and the index lead to the other models.
+admin.site.enable_nav_sidebar = False
 
 urlpatterns = [
     path("", views.home, name="home"),

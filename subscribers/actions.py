@@ -19,6 +19,7 @@ No label change moves `Subscriber.updated_at`: that is the profile's date.
 
 import json
 import logging
+import re
 from collections.abc import Iterable
 from datetime import timedelta
 
@@ -26,11 +27,14 @@ from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import Count, Max, Min
 from django.tasks import task
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext
 
 from labels import actions as label_actions
+from labels.forms import LabelForm
 from labels.models import Label
-from subscribers import events
+from labels.names import NAME_PATTERN
+from subscribers import events, imports
 from subscribers.models import (
     Channel,
     LabelChange,
@@ -40,6 +44,9 @@ from subscribers.models import (
     LabelOperationMember,
     LabelSource,
     Subscriber,
+    SubscriberImport,
+    SubscriberImportProblem,
+    SubscriberImportRow,
     SubscriberLabel,
 )
 from subscribers.queries import subscribers_matching
@@ -52,8 +59,9 @@ PROFILE_FIELDS = ["first_name", "last_name", "gender", "locale", "timezone", "co
 # (bench/bulk_labels.py), a chunk of 5,000 commits in about 0.1 s: locks are held that long at most.
 CHUNK_SIZE = 5_000
 
-# An unfinished operation whose chunks stopped this long ago has lost its worker: the sweep requeues it.
-STALE_AFTER = timedelta(seconds=60)
+# An unfinished operation whose chunks stopped this long ago has lost its worker: the sweep (every 10 s)
+# requeues it, so a dead worker is noticed within a minute. A chunk takes well under a second.
+STALE_AFTER = timedelta(seconds=45)
 
 # A chunk that hits a deadlock or a row deleted under it is tried again this many times before giving up.
 CHUNK_ATTEMPTS = 3
@@ -113,7 +121,9 @@ def upsert_subscriber(channel: Channel, foreign_id: str, profile: dict) -> tuple
 
 
 def _locked(channel, foreign_id):
-    return Subscriber.objects.select_for_update().filter(channel=channel, foreign_id=foreign_id).first()
+    # FOR NO KEY UPDATE: it does not wait for the FOR KEY SHARE locks that label assignments being
+    # inserted meanwhile take on the subscriber (their foreign-key check), as FOR UPDATE would.
+    return Subscriber.objects.select_for_update(no_key=True).filter(channel=channel, foreign_id=foreign_id).first()
 
 
 # --- One subscriber's labels ----------------------------------------------------------------------
@@ -138,7 +148,9 @@ def change_labels(
     Each label really added or removed gets a history row. Returns (added, removed) counts.
     """
     now = timezone.now()
-    added = _apply(LabelOperation.Kind.ADD, [(subscriber.pk, label) for label in _label_ids(add)], by=by, now=now)
+    added = _apply(
+        LabelOperation.Kind.ADD, [(subscriber.pk, label) for label in _label_ids(add)], by_id=by and by.pk, now=now
+    )
     removed = _apply(LabelOperation.Kind.REMOVE, [(subscriber.pk, label) for label in _label_ids(remove)])
     changes = [(pair, LabelChangeAction.ADDED) for pair in added] + [
         (pair, LabelChangeAction.REMOVED) for pair in removed
@@ -183,7 +195,7 @@ def _pairs_source(pairs: list[tuple[int, int]]) -> tuple[str, list]:
     )
 
 
-def _apply(kind: str, pairs: list[tuple[int, int]], *, by=None, now=None) -> list[tuple[int, int]]:
+def _apply(kind: str, pairs: list[tuple[int, int]], *, by_id: int | None = None, now=None) -> list[tuple[int, int]]:
     """Add (or remove) these assignments; return exactly the pairs that changed, in one statement.
 
     Pairs already in the wanted state are left alone (ON CONFLICT DO NOTHING, or
@@ -201,7 +213,7 @@ def _apply(kind: str, pairs: list[tuple[int, int]], *, by=None, now=None) -> lis
                 ON CONFLICT (label_id, subscriber_id) DO NOTHING
                 RETURNING subscriber_id, label_id
                 """,
-                [connection.ops.adapt_datetimefield_value(now or timezone.now()), by.pk if by else None, *params],
+                [connection.ops.adapt_datetimefield_value(now or timezone.now()), by_id, *params],
             )
         else:
             cursor.execute(
@@ -407,15 +419,26 @@ def _run_chunk_with_retries(operation_id: int) -> bool:
     for attempt in range(1, CHUNK_ATTEMPTS + 1):
         try:
             return _run_chunk(operation_id)
-        except (OperationalError, IntegrityError):
-            # A deadlock with a one-subscriber change, or a subscriber deleted under the chunk:
-            # the chunk rolled back whole, and its next try sees the new state.
+        except OperationalError:
+            # A deadlock with a one-subscriber change, or the database going away: the chunk rolled back
+            # whole. Tried again now, then (the database being down) by the sweep once this worker is gone.
             if attempt == CHUNK_ATTEMPTS:
                 raise
             logger.warning("Chunk of bulk label operation %s failed, trying again", operation_id, exc_info=True)
+        except IntegrityError as error:
+            # A subscriber deleted under the chunk: its next try no longer sees them. Past that, it would
+            # fail the same way at every resume, so it stops with the reason.
+            if attempt == CHUNK_ATTEMPTS:
+                _fail(operation_id, str(error))
+                return False
         except ValueError as error:
-            # The stored filter no longer applies (a label it names was deleted): it cannot go on.
+            # The stored filter no longer applies, or a label of the change was deleted: it cannot go on.
             _fail(operation_id, str(error))
+            return False
+        except Exception as error:
+            # A bug: resuming would fail again forever. It stops, says why, and what it changed stays undoable.
+            logger.exception("Bulk label operation %s failed", operation_id)
+            _fail(operation_id, f"{error.__class__.__name__}: {error}")
             return False
     return False
 
@@ -446,7 +469,7 @@ def _run_chunk(operation_id: int) -> bool:
         high = min(low + CHUNK_SIZE, operation.max_subscriber_id)
         if low < high:
             seen, candidates = _candidates(operation, low, high)
-            changed = _apply(operation.kind, candidates, by=operation.created_by, now=now)
+            changed = _apply(operation.kind, candidates, by_id=operation.created_by_id, now=now)
             _record_members(operation, changed)
             subscribers_changed = sorted({subscriber_id for subscriber_id, _ in changed})
             label_ids = sorted({label_id for _, label_id in changed})
@@ -476,12 +499,26 @@ def _candidates(operation: LabelOperation, low: int, high: int) -> tuple[int, li
             operation_id=operation.undoes_id, subscriber_id__gt=low, subscriber_id__lte=high
         )
         if operation.kind == LabelOperation.Kind.ADD:
-            # Giving back removed labels: only to subscribers that still exist.
-            members = members.filter(subscriber_id__in=Subscriber.objects.filter(pk__gt=low, pk__lte=high).values("pk"))
+            # Giving back removed labels: only to subscribers that still exist, and only labels that still exist
+            # (one deleted while the undo runs leaves the operation's labels; inserting it would fail every retry).
+            members = members.filter(
+                subscriber_id__in=Subscriber.objects.filter(pk__gt=low, pk__lte=high).values("pk"),
+                label_id__in=operation.labels.values("pk"),
+            )
         pairs = list(members.values_list("subscriber_id", "label_id"))
         return len({subscriber_id for subscriber_id, _ in pairs}), pairs
-    ids = list(subscribers_matching(operation.filters).filter(pk__gt=low, pk__lte=high).values_list("pk", flat=True))
     label_ids = list(operation.labels.values_list("pk", flat=True))
+    if len(label_ids) < len(operation.label_names):
+        raise ValueError(gettext("A label of this change was deleted while it ran; it stopped there."))
+    if operation.delete_label_id is not None:
+        # Its carriers by label id, not the stored filter by name: a rename meanwhile changes nothing.
+        selection = SubscriberLabel.objects.filter(label_id=operation.delete_label_id).values("subscriber_id")
+        ids = list(
+            selection.filter(subscriber_id__gt=low, subscriber_id__lte=high).values_list("subscriber_id", flat=True)
+        )
+    else:
+        selection = subscribers_matching(operation.filters)
+        ids = list(selection.filter(pk__gt=low, pk__lte=high).values_list("pk", flat=True))
     return len(ids), [(subscriber_id, label_id) for subscriber_id in ids for label_id in label_ids]
 
 
@@ -526,6 +563,9 @@ def take_label_from_everyone(label: Label, *, by=None) -> LabelOperation | None:
     run in the background and delete the label when they finish. Returns the
     operation, or None when nobody carried the label.
     """
+    already = LabelOperation.objects.filter(delete_label=label).exclude(status__in=LabelOperation.FINISHED).first()
+    if already is not None:
+        return already  # asked twice while the first deletion is still under way
     carriers = SubscriberLabel.objects.filter(label=label)
     if not carriers.exists():
         return None
@@ -538,3 +578,666 @@ def take_label_from_everyone(label: Label, *, by=None) -> LabelOperation | None:
         selection=selection,
         delete_label=label,
     )
+
+
+# --- Subscriber imports ---------------------------------------------------------------------------
+#
+# An import (`SubscriberImport`) runs in two stages of short transactions, each recording how far it
+# got with the work it did: *checking* reads CHUNK_ROWS rows of the stored file (subscribers.imports
+# parses and checks them, outside the transaction), then stages the good ones in one COPY (PostgreSQL)
+# or executemany (SQLite) and records the rejected ones; *importing* applies a chunk of staged rows to
+# the subscribers with a few set-based statements, and their labels through `_apply` and
+# `_record_members` as bulk changes do. The label changes are recorded as bulk operations with the
+# source "import" (one for additions, one for removals), so the subscriber's history shows them and
+# Bulk changes can undo them. A dry run goes through the same chunks and counts instead of writing.
+
+# The bulk sweep resumes a label operation whose heartbeat stopped by running its chunks over its
+# stored selection. An import's operations have no selection of their own (their chunks are the
+# import's): while the import runs, their heartbeat is set this far ahead, past any sweep.
+IMPORT_OWNS_OPERATION = timedelta(days=36_500)
+
+
+class ImportBusy(Exception):
+    """The operator already runs an import: one at a time each. `running` is that import."""
+
+    def __init__(self, running: SubscriberImport | None):
+        super().__init__(f"Import {running.pk if running else '?'} is still running.")
+        self.running = running
+
+
+def start_subscriber_import(
+    job: SubscriberImport, *, dry_run: bool, by=None, language: str = "en", background: bool = True
+) -> SubscriberImport:
+    """Run an uploaded, configured import (or its dry run) from its first row: queued for a worker.
+
+    Whatever an earlier run of the same file left (a dry run's report) is cleared
+    first. Raises ImportBusy when `by` is running another import. With
+    `background=False` nothing is queued: the caller runs `run_subscriber_import`.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        job = SubscriberImport.objects.select_for_update().get(pk=job.pk)
+        if job.status in SubscriberImport.UNFINISHED:
+            raise ImportBusy(job)
+        _delete_staged(job.pk)
+        SubscriberImportProblem.objects.filter(job=job).delete()
+        for name, value in {
+            "status": SubscriberImport.Status.PENDING,
+            "stage": SubscriberImport.Stage.READING,
+            "dry_run": dry_run,
+            "language": language,
+            "created_by": by,
+            "read_offset": job.data_offset,
+            "last_row": 1,
+            "new_labels": [],
+            "add_operation": None,
+            "remove_operation": None,
+            "staging_cleared": False,
+            "error": "",
+            "started_at": None,
+            "finished_at": None,
+            "cancel_requested_at": None,
+            "cancelled_by": None,
+            "heartbeat_at": now,
+        }.items():
+            setattr(job, name, value)
+        for name in (
+            "rows_read",
+            "staged_count",
+            "merged_row",
+            "rows_merged",
+            "created_count",
+            "updated_count",
+            "unchanged_count",
+            "rejected_count",
+            "duplicate_count",
+            "labels_added",
+            "labels_removed",
+        ):
+            setattr(job, name, 0)
+        try:
+            with transaction.atomic():
+                job.save()
+        except IntegrityError:
+            raise ImportBusy(
+                SubscriberImport.objects.filter(created_by=by, status__in=SubscriberImport.UNFINISHED).first()
+            ) from None
+        if background:
+            transaction.on_commit(lambda: continue_subscriber_import.enqueue(job.pk))
+    return job
+
+
+def run_subscriber_import(job_id: int, *, after_chunk=None) -> SubscriberImport:
+    """Run an import's remaining chunks until it is done, cancelled or failed; return it.
+
+    Safe to call on any import in any state, by several workers at once: each
+    chunk locks the import's row and goes on from the progress it reads there.
+    `after_chunk`, if given, is called with the import's id after each pass.
+    """
+    more = True
+    while more:
+        more = _import_chunk_with_retries(job_id)
+        if after_chunk is not None:
+            after_chunk(job_id)
+    _clear_staging(job_id)
+    return SubscriberImport.objects.get(pk=job_id)
+
+
+@task()
+def continue_subscriber_import(job_id: int) -> None:
+    """Background: run (or resume) an import. Queued by `start_subscriber_import` and the sweep."""
+    run_subscriber_import(job_id)
+
+
+def cancel_subscriber_import(job: SubscriberImport, *, by) -> bool:
+    """Stop a waiting or running import after its current chunk; what it imported stays. False if it had ended."""
+    asked = (
+        SubscriberImport.objects.filter(pk=job.pk, status__in=SubscriberImport.UNFINISHED)
+        .filter(cancel_requested_at__isnull=True)
+        .update(cancel_requested_at=timezone.now(), cancelled_by=by)
+    )
+    if asked:
+        # Marks it cancelled now, after waiting for the chunk a worker may be running.
+        with transaction.atomic():
+            locked = SubscriberImport.objects.select_for_update().get(pk=job.pk)
+            if not locked.is_finished:
+                _end_import(locked, SubscriberImport.Status.CANCELLED, timezone.now())
+                locked.save()
+        _clear_staging(job.pk)
+    return bool(asked)
+
+
+def resume_stalled_imports(now=None) -> list[int]:
+    """Queue again every unfinished import whose chunks stopped STALE_AFTER ago (its worker died).
+
+    Run periodically by every `manage.py db_worker`, as `resume_stalled_operations`
+    is; also deletes the staged rows a finished import left when its worker
+    died just after its last chunk. Returns the ids queued.
+    """
+    now = now or timezone.now()
+    unfinished = SubscriberImport.objects.filter(
+        status__in=SubscriberImport.UNFINISHED, heartbeat_at__lt=now - STALE_AFTER
+    )
+    queued = []
+    for job_id in unfinished.values_list("pk", flat=True):
+        if unfinished.filter(pk=job_id).update(heartbeat_at=now):
+            continue_subscriber_import.enqueue(job_id)
+            queued.append(job_id)
+    if queued:
+        logger.warning("Resumed stalled subscriber imports %s", queued)
+    for job_id in SubscriberImport.objects.filter(
+        status__in=SubscriberImport.FINISHED, staging_cleared=False
+    ).values_list("pk", flat=True):
+        _clear_staging(job_id)
+    return queued
+
+
+def _import_chunk_with_retries(job_id: int) -> bool:
+    for attempt in range(1, CHUNK_ATTEMPTS + 1):
+        try:
+            return _import_chunk(job_id)
+        except (OperationalError, IntegrityError):
+            # A deadlock, a label created by someone else meanwhile: the chunk rolled back whole.
+            if attempt == CHUNK_ATTEMPTS:
+                _fail_import(job_id, "The database refused a chunk three times; see the server's log.")
+                raise
+            logger.warning("Chunk of subscriber import %s failed, trying again", job_id, exc_info=True)
+        except (OSError, imports.FileProblem) as error:
+            logger.exception("Subscriber import %s cannot read its file", job_id)
+            _fail_import(job_id, str(error))
+            return False
+    return False
+
+
+def _fail_import(job_id: int, error: str) -> None:
+    with transaction.atomic():
+        job = SubscriberImport.objects.select_for_update().get(pk=job_id)
+        if not job.is_finished:
+            job.error = error
+            _end_import(job, SubscriberImport.Status.FAILED, timezone.now())
+            job.save()
+
+
+def _import_chunk(job_id: int) -> bool:
+    """Do the next chunk of an import in one transaction; return whether there is more to do."""
+    job = SubscriberImport.objects.get(pk=job_id)
+    if job.is_finished:
+        return False
+    with translation.override(job.language):
+        batch = None
+        if job.stage == SubscriberImport.Stage.READING and not job.cancel_requested_at:
+            # Parsed and checked before the transaction: no lock is held meanwhile.
+            batch = imports.read_batch(job, imports.RowChecker(job))
+        with transaction.atomic():
+            locked = SubscriberImport.objects.select_for_update().get(pk=job_id)
+            now = timezone.now()
+            if locked.is_finished:
+                return False
+            if locked.cancel_requested_at or _operations_cancelled(locked):
+                _end_import(locked, SubscriberImport.Status.CANCELLED, now)
+                locked.save()
+                return False
+            if locked.status == SubscriberImport.Status.PENDING:
+                locked.status, locked.started_at = SubscriberImport.Status.RUNNING, now
+            if locked.stage == SubscriberImport.Stage.READING:
+                if batch is not None and (locked.read_offset, locked.last_row) == (job.read_offset, job.last_row):
+                    _stage_batch(locked, batch, now)
+                # else another worker went on meanwhile: this one reads again from where it got.
+            else:
+                _merge_chunk(locked, now)
+            locked.heartbeat_at = now
+            locked.save()
+            return not locked.is_finished
+
+
+def _operations_cancelled(job: SubscriberImport) -> bool:
+    """Whether someone cancelled one of the import's label operations on the Bulk changes page."""
+    ids = [pk for pk in (job.add_operation_id, job.remove_operation_id) if pk]
+    return bool(ids) and LabelOperation.objects.filter(pk__in=ids, cancel_requested_at__isnull=False).exists()
+
+
+# Checking: stage the good rows, record the rejected ones.
+
+
+def _stage_batch(job: SubscriberImport, batch: imports.Batch, now) -> None:
+    staged, rejected = list(batch.rows), list(batch.rejected)
+    if job.has_labels:
+        staged, rejected = _resolve_labels(job, staged, rejected)
+    else:
+        for row in staged:
+            row.label_ids = None
+    _insert_rows(
+        SubscriberImportRow,
+        ["job_id", "file_row", "file_offset", *imports.STAGED_COLUMNS, "labels"],
+        [
+            (job.pk, row.row, row.offset, *row.staged, None if row.label_ids is None else json.dumps(row.label_ids))
+            for row in staged
+        ],
+    )
+    _record_problems(
+        job,
+        [
+            (row.row, row.offset, ", ".join(dict.fromkeys(column for column, _ in row.errors if column)), row.errors)
+            for row in rejected
+        ],
+    )
+    job.read_offset, job.last_row = batch.end, batch.last_row
+    job.rows_read += batch.read
+    job.rejected_count += len(rejected)
+    if batch.finished:
+        _finish_reading(job, now)
+
+
+def _resolve_labels(job, staged, rejected):
+    """Turn each row's label names into label ids: unknown ones created (or, in a dry run, counted) or rejected."""
+    index = imports.LabelIndex()
+    if job.dry_run:  # labels a dry run would create stand for themselves with negative ids
+        for number, name in enumerate(job.new_labels, start=1):
+            index.add(-number, name, name)
+    refused = {}
+    kept = []
+    for row in staged:
+        row.label_ids = []
+        for name in row.label_names or ():
+            pk = index.find(name)
+            if pk is None and name not in refused:
+                pk, refused[name] = _new_label(job, name, index)
+            if pk is None:
+                row.errors.append(("labels", refused[name]))
+            elif pk not in row.label_ids:
+                row.label_ids.append(pk)
+        (rejected if row.errors else kept).append(row)
+    rejected.sort(key=lambda row: row.row)
+    return kept, rejected
+
+
+def _new_label(job, text, index) -> tuple[int | None, str]:
+    """Create the label a file names (through the Add dialog's form), or say why the row is refused."""
+    if job.mode == SubscriberImport.Mode.LABELS_REMOVE or not job.create_labels:
+        return None, gettext("There is no label named or titled “%(name)s”.") % {"name": text}
+    form = LabelForm(data={"title": text, "name": text if re.fullmatch(NAME_PATTERN, text) else ""})
+    if form.is_valid():
+        if job.dry_run:
+            job.new_labels.append(text)
+            index.add(-len(job.new_labels), text, text)
+            return -len(job.new_labels), ""
+        label = label_actions.create_label(form)
+        if label is not None:
+            job.new_labels.append(label.name)
+            index.add(label.pk, label.name, label.title)
+            return label.pk, ""
+        # Someone created it meanwhile: raising rolls the chunk back, and its next try finds the label.
+        raise IntegrityError(f"Label {text!r} was created meanwhile")
+    errors = " ".join(message for messages in form.errors.values() for message in messages)
+    return None, gettext("The label “%(name)s” cannot be created: %(errors)s") % {
+        "name": text,
+        "errors": errors,
+    }
+
+
+def _record_problems(job, problems, kind=SubscriberImportProblem.Kind.REJECTED) -> None:
+    """Store rejected (or repeated) rows: (row, offset, columns, [(column, reason)] or reason)."""
+    SubscriberImportProblem.objects.bulk_create(
+        SubscriberImportProblem(
+            job=job,
+            row=row,
+            offset=offset,
+            kind=kind,
+            columns=columns[:500],
+            reason=reasons if isinstance(reasons, str) else " ".join(reason for _, reason in reasons),
+        )
+        for row, offset, columns, reasons in problems
+    )
+
+
+def _insert_rows(model, columns: list[str], rows: list[tuple]) -> None:
+    """Insert many rows at once: COPY on PostgreSQL, one executemany on SQLite."""
+    if not rows:
+        return
+    names = ", ".join(columns)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            with cursor.copy(f"COPY {_table(model)} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            adapt = connection.ops.adapt_datetimefield_value
+            cursor.executemany(
+                f"INSERT INTO {_table(model)} ({names}) VALUES ({', '.join(['%s'] * len(columns))})",
+                [[adapt(value) if hasattr(value, "tzinfo") else value for value in row] for row in rows],
+            )
+
+
+def _finish_reading(job: SubscriberImport, now) -> None:
+    """The whole file is checked: keep the last of repeated rows, then start importing (or end: nothing to do)."""
+    staging = _table(SubscriberImportRow)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT file_row, file_offset, kept FROM (
+                SELECT file_row, file_offset,
+                       first_value(file_row) OVER (PARTITION BY channel_id, foreign_id ORDER BY file_row DESC) AS kept
+                FROM {staging} WHERE job_id = %s
+            ) AS t WHERE file_row <> kept ORDER BY file_row
+            """,
+            [job.pk],
+        )
+        repeated = cursor.fetchall()
+        for start in range(0, len(repeated), CHUNK_SIZE):
+            rows = [row for row, _, _ in repeated[start : start + CHUNK_SIZE]]
+            source, params = _pairs_source([(job.pk, row) for row in rows])
+            cursor.execute(
+                f"DELETE FROM {staging} WHERE (job_id, file_row) IN (SELECT p.s, p.l FROM {source} AS p)", params
+            )
+        if connection.vendor == "postgresql":
+            cursor.execute(f"ANALYZE {staging}")
+    repeats = gettext("Row %(row)s is the same subscriber (channel and foreign id): the later row was used.")
+    _record_problems(
+        job,
+        [(row, offset, "", repeats % {"row": kept}) for row, offset, kept in repeated],
+        kind=SubscriberImportProblem.Kind.DUPLICATE,
+    )
+    job.duplicate_count = len(repeated)
+    job.staged_count = job.rows_read - job.rejected_count - job.duplicate_count
+    job.stage = SubscriberImport.Stage.MERGING
+    if not job.staged_count:
+        _end_import(job, SubscriberImport.Status.DONE, now)
+
+
+# Importing: a chunk of staged rows, by row number.
+
+
+def _merge_chunk(job: SubscriberImport, now) -> None:
+    low = job.merged_row
+    high = min(low + imports.CHUNK_ROWS, job.last_row)
+    staging, people = _table(SubscriberImportRow), _table(Subscriber)
+    chunk = "x.job_id = %s AND x.file_row > %s AND x.file_row <= %s"
+    params = [job.pk, low, high]
+    same_person = "s.foreign_id = x.foreign_id AND s.channel_id = x.channel_id"
+    Mode = SubscriberImport.Mode
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql" and job.has_labels:
+            # Bulk label chunks take turns with each other (BULK_CHUNK_LOCK): so do the import's.
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [BULK_CHUNK_LOCK])
+        cursor.execute(f"SELECT count(*) FROM {staging} AS x WHERE {chunk}", params)
+        in_chunk = cursor.fetchone()[0]
+        if job.mode == Mode.CREATE:
+            _reject_staged(
+                job,
+                chunk,
+                params,
+                f"EXISTS (SELECT 1 FROM {people} AS s WHERE {same_person})",
+                _exists_already(),
+            )
+        elif job.mode in (Mode.LABELS_ADD, Mode.LABELS_REMOVE):
+            _reject_staged(
+                job,
+                chunk,
+                params,
+                f"NOT EXISTS (SELECT 1 FROM {people} AS s WHERE {same_person})",
+                gettext("No subscriber has this channel and foreign id."),
+            )
+        created, updated, changes = set(), set(), {}
+        if job.mode in (Mode.UPSERT, Mode.CREATE):
+            if not job.dry_run:
+                created = _insert_new_subscribers(job, cursor, chunk, params, now)
+            fields = [name for name in imports.PROFILE_COLUMNS if name in job.mapping]
+            differs = " OR ".join(f"s.{name} <> x.{name}" for name in fields)
+            if job.mode == Mode.UPSERT and fields:
+                # After the insert: a subscriber the bot created meanwhile is updated, ours match already.
+                if job.dry_run or events.wants_profile_changes():
+                    changes = _profile_changes(cursor, chunk, params, fields, differs)
+                if job.dry_run:
+                    updated = set(changes)
+                else:
+                    cursor.execute(
+                        f"""
+                        UPDATE {people} AS s SET {", ".join(f"{name} = x.{name}" for name in fields)}, updated_at = %s
+                        FROM {staging} AS x WHERE {chunk} AND {same_person} AND ({differs})
+                        RETURNING id
+                        """,
+                        [_db_time(now), *params],
+                    )
+                    updated = {pk for (pk,) in cursor.fetchall()}
+            if not job.dry_run:
+                events.subscribers_imported(sorted(created), {pk: changes.get(pk, fields) for pk in sorted(updated)})
+        cursor.execute(
+            f"""
+            SELECT x.file_row, s.id, x.labels FROM {staging} AS x LEFT JOIN {people} AS s ON {same_person}
+            WHERE {chunk} ORDER BY x.file_row
+            """,
+            params,
+        )
+        rows = cursor.fetchall()
+    relabelled = _merge_labels(job, rows, now) if job.has_labels else set()
+    touched = created | updated | relabelled
+    existing = [subscriber_id for _, subscriber_id, _ in rows if subscriber_id is not None]
+    if job.dry_run:
+        job.created_count += len(rows) - len(existing)
+    else:
+        job.created_count += len(created)
+    job.updated_count += len((updated | relabelled) - created)
+    job.unchanged_count += sum(1 for subscriber_id in existing if subscriber_id not in touched)
+    job.rows_merged += in_chunk
+    job.merged_row = high
+    if high >= job.last_row:
+        _end_import(job, SubscriberImport.Status.DONE, now)
+
+
+def _exists_already() -> str:
+    return gettext("A subscriber with this channel and foreign id exists already: “create only” leaves them alone.")
+
+
+def _db_time(moment):
+    return connection.ops.adapt_datetimefield_value(moment)
+
+
+def _foreign_id_column(job) -> str:
+    return job.header[job.mapping.index("foreign_id")] if "foreign_id" in job.mapping else "foreign_id"
+
+
+def _reject_staged(job, chunk: str, params: list, condition: str, reason: str, extra: list = ()) -> None:
+    """Take the chunk's staged rows meeting `condition` out of the import, as rejected for `reason`."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {_table(SubscriberImportRow)} AS x WHERE {chunk} AND {condition} "
+            "RETURNING file_row, file_offset",
+            [*params, *extra],
+        )
+        rejected = sorted(cursor.fetchall())
+    column = _foreign_id_column(job)
+    _record_problems(job, [(row, offset, column, reason) for row, offset in rejected])
+    job.rejected_count += len(rejected)
+
+
+def _insert_new_subscribers(job, cursor, chunk: str, params: list, now) -> set[int]:
+    """Create the chunk's subscribers that do not exist yet, in file order; return their ids.
+
+    Dates come from the file when it has them (created and updated now otherwise).
+    In "create only" mode, a subscriber the bot created between the check and the
+    insert makes its row rejected like any existing one.
+    """
+    people, staging = _table(Subscriber), _table(SubscriberImportRow)
+    same_person = "s.foreign_id = x.foreign_id AND s.channel_id = x.channel_id"
+    cursor.execute(
+        f"""
+        INSERT INTO {people} (channel_id, foreign_id, first_name, last_name, gender, locale, timezone, country,
+                              avatar_url, created_at, updated_at, last_seen_at)
+        SELECT x.channel_id, x.foreign_id, x.first_name, x.last_name, x.gender, x.locale, x.timezone, x.country,
+               '', COALESCE(x.created_at, %s), COALESCE(x.updated_at, %s), x.last_seen_at
+        FROM {staging} AS x WHERE {chunk} AND NOT EXISTS (SELECT 1 FROM {people} AS s WHERE {same_person})
+        ORDER BY x.file_row
+        ON CONFLICT (foreign_id, channel_id) DO NOTHING
+        RETURNING id
+        """,
+        [_db_time(now), _db_time(now), *params],
+    )
+    created = {pk for (pk,) in cursor.fetchall()}
+    if job.mode == SubscriberImport.Mode.CREATE:
+        cursor.execute(f"SELECT count(*) FROM {staging} AS x WHERE {chunk}", params)
+        if cursor.fetchone()[0] > len(created):
+            ours, ids = _id_list(sorted(created))
+            _reject_staged(
+                job,
+                chunk,
+                params,
+                f"NOT EXISTS (SELECT 1 FROM {people} AS s WHERE {same_person} AND s.id IN {ours})",
+                _exists_already(),
+                ids,
+            )
+    return created
+
+
+def _id_list(ids: list[int]) -> tuple[str, list]:
+    """A subquery of these ids, sent as one parameter."""
+    if connection.vendor == "postgresql":
+        return "(SELECT unnest(%s::bigint[]))", [ids]
+    return "(SELECT value FROM json_each(%s))", [json.dumps(ids)]
+
+
+def _profile_changes(cursor, chunk: str, params: list, fields: list[str], differs: str) -> dict[int, list[str]]:
+    """{subscriber id: the profile fields the chunk's rows change}, for a dry run and for webhooks."""
+    cursor.execute(
+        f"""
+        SELECT s.id, {", ".join(f"s.{name}" for name in fields)}, {", ".join(f"x.{name}" for name in fields)}
+        FROM {_table(SubscriberImportRow)} AS x JOIN {_table(Subscriber)} AS s
+             ON s.foreign_id = x.foreign_id AND s.channel_id = x.channel_id
+        WHERE {chunk} AND ({differs})
+        """,
+        params,
+    )
+    width = len(fields)
+    return {
+        row[0]: [
+            name for name, old, new in zip(fields, row[1 : width + 1], row[width + 1 :], strict=True) if old != new
+        ]
+        for row in cursor.fetchall()
+    }
+
+
+def _merge_labels(job: SubscriberImport, rows: list[tuple], now) -> set[int]:
+    """Apply (or count, in a dry run) the labels of a chunk's rows; return the subscribers whose labels change.
+
+    `rows` are (row, subscriber id or None when not created yet, label ids). The
+    file's labels are added; in "replace" mode, the subscriber's other labels are
+    removed; in "remove" mode, the file's labels are removed.
+    """
+    Mode, Kind = SubscriberImport.Mode, LabelOperation.Kind
+    wanted, subscribers, fresh = set(), set(), 0
+    for _row, subscriber_id, labels in rows:
+        label_ids = json.loads(labels) if isinstance(labels, str) else labels
+        if subscriber_id is None:  # a dry run's new subscriber: gets every label of the row
+            fresh += len(label_ids)
+            continue
+        subscribers.add(subscriber_id)
+        wanted.update((subscriber_id, label_id) for label_id in label_ids)
+    removing_only = job.mode == Mode.LABELS_REMOVE
+    replacing = job.replace_labels and job.mode in (Mode.UPSERT, Mode.CREATE)
+    if job.dry_run:
+        current = SubscriberLabel.objects.filter(subscriber_id__in=sorted(subscribers))
+        current = set(current.values_list("subscriber_id", "label_id"))
+        if removing_only:
+            added, removed = set(), wanted & current
+        else:
+            added = wanted - current  # labels a dry run would create have negative ids: never current
+            removed = {pair for pair in current if pair not in wanted} if replacing else set()
+        job.labels_added += len(added) + fresh
+        job.labels_removed += len(removed)
+        return {subscriber_id for subscriber_id, _ in added | removed}
+    touched = set()
+    if not removing_only:
+        added = _apply(Kind.ADD, sorted(wanted), by=job.created_by, now=now)
+        _import_label_changes(job, Kind.ADD, added, len(subscribers), now)
+        job.labels_added += len(added)
+        touched.update(subscriber_id for subscriber_id, _ in added)
+    if removing_only or replacing:
+        if removing_only:
+            targets = wanted
+        else:
+            current = SubscriberLabel.objects.filter(subscriber_id__in=sorted(subscribers))
+            targets = {pair for pair in current.values_list("subscriber_id", "label_id") if pair not in wanted}
+        removed = _apply(Kind.REMOVE, sorted(targets))
+        _import_label_changes(job, Kind.REMOVE, removed, len(subscribers), now)
+        job.labels_removed += len(removed)
+        touched.update(subscriber_id for subscriber_id, _ in removed)
+    return touched
+
+
+def _import_label_changes(job: SubscriberImport, kind: str, changed: list[tuple[int, int]], selected: int, now):
+    """Record what a chunk changed in the import's label operation of this kind, and tell webhooks."""
+    attribute = "add_operation" if kind == LabelOperation.Kind.ADD else "remove_operation"
+    operation = getattr(job, attribute)
+    if operation is None:
+        if not changed:
+            return
+        operation = LabelOperation.objects.create(
+            kind=kind,
+            source=LabelSource.IMPORT,
+            status=LabelOperation.Status.RUNNING,
+            # Selects nobody, should anything but the import ever run it: its chunks are the import's.
+            filters={"filters": {}, "ids": [], "import": job.pk},
+            created_by=job.created_by,
+            total_count=job.staged_count,
+            max_subscriber_id=0,
+            last_subscriber_id=0,
+            selected_count=job.rows_merged,
+            created_at=now,
+            started_at=now,
+            heartbeat_at=now + IMPORT_OWNS_OPERATION,
+        )
+        setattr(job, attribute, operation)
+    operation.selected_count += selected
+    if changed:
+        _record_members(operation, changed)
+        label_ids = sorted({label_id for _, label_id in changed})
+        if set(label_ids) - set(operation.labels.values_list("pk", flat=True)):
+            operation.labels.add(*label_ids)
+            operation.label_names = list(operation.labels.order_by("name").values_list("name", flat=True))
+        subscriber_ids = sorted({subscriber_id for subscriber_id, _ in changed})
+        events.labels_changed(
+            subscriber_ids,
+            added=label_ids if kind == LabelOperation.Kind.ADD else [],
+            removed=label_ids if kind == LabelOperation.Kind.REMOVE else [],
+            operation=operation,
+            batch=f"operation-{operation.pk}",
+        )
+        operation.changed_count += len(changed)
+        operation.changed_subscribers += len(subscriber_ids)
+    operation.save()
+
+
+def _end_import(job: SubscriberImport, status: str, now) -> None:
+    """Mark the import ended, and its label operations with it (those that changed nothing are deleted)."""
+    job.status, job.finished_at = status, now
+    for attribute in ("add_operation", "remove_operation"):
+        operation = getattr(job, attribute)
+        if operation is None:
+            continue
+        if not operation.changed_count:
+            setattr(job, attribute, None)
+            operation.delete()
+            continue
+        done = status == SubscriberImport.Status.DONE
+        operation.status = LabelOperation.Status.DONE if done else LabelOperation.Status.CANCELLED
+        operation.finished_at = operation.heartbeat_at = now
+        operation.save()
+    changed = job.created_count + job.labels_added + job.labels_removed
+    if not job.dry_run and changed >= ANALYZE_AFTER and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {_table(Subscriber)}")
+            cursor.execute(f"ANALYZE {_table(SubscriberLabel)}")
+
+
+def _delete_staged(job_id: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {_table(SubscriberImportRow)} WHERE job_id = %s", [job_id])
+
+
+def _clear_staging(job_id: int) -> None:
+    """Delete a finished import's staged rows: they served their purpose."""
+    with transaction.atomic():
+        job = SubscriberImport.objects.select_for_update().get(pk=job_id)
+        if job.is_finished and not job.staging_cleared:
+            _delete_staged(job_id)
+            job.staging_cleared = True
+            job.save(update_fields=["staging_cleared"])

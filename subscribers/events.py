@@ -80,3 +80,28 @@ def _labels_changed_payloads(subscriber_ids, added, removed, operation, batch) -
             "removed": [labels[pk] for pk in removed if pk in labels],
             "subscribers": rows[start : start + CHUNK_SIZE],
         }
+
+
+def wants_profile_changes() -> bool:
+    """Whether any endpoint listens to subscriber.updated: an import then finds out which fields it changes."""
+    return bool(outbox.listening(Event.SUBSCRIBER_UPDATED))
+
+
+def subscribers_imported(created_ids: list[int], changed: dict[int, list[str]]) -> None:
+    """subscriber.created for each subscriber an import created, subscriber.updated for each it changed.
+
+    The same events, one per subscriber, as the API's single changes send; built
+    only when an endpoint listens. `changed` maps each id to its changed fields.
+    """
+    for event, ids in ((Event.SUBSCRIBER_CREATED, created_ids), (Event.SUBSCRIBER_UPDATED, sorted(changed))):
+        endpoints = outbox.listening(event) if ids else []
+        if not endpoints:
+            continue
+        subscribers = Subscriber.objects.filter(pk__in=ids).select_related("channel").order_by("pk")
+        payloads = []
+        for subscriber in subscribers:
+            data = {"subscriber": subscriber_data(subscriber, subscriber.channel.name)}
+            if event == Event.SUBSCRIBER_UPDATED:
+                data["changed"] = changed[subscriber.pk]
+            payloads.append(data)
+        outbox.record(event, payloads, endpoints)

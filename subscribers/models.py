@@ -7,6 +7,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from django_countries.fields import CountryField
 
+from hexasubs.quotes import quoted
 from labels.models import Label
 from subscribers.validators import validate_locale, validate_timezone
 
@@ -78,7 +79,11 @@ class Subscriber(models.Model):
         verbose_name = _("subscriber")
         verbose_name_plural = _("subscribers")
         ordering = ["-created_at", "-pk"]
-        permissions = [("change_subscriber_labels", _("Can change the labels of subscribers"))]
+        permissions = [
+            ("change_subscriber_labels", _("Can change the labels of subscribers")),
+            # Not given to Operators: an import creates and rewrites subscribers by the million.
+            ("import_subscribers", _("Can import subscribers")),
+        ]
         constraints = [
             # foreign_id first: the same index also finds a foreign id on any channel (the search box does).
             models.UniqueConstraint(fields=["foreign_id", "channel"], name="subscriber_unique_per_channel"),
@@ -254,7 +259,7 @@ class LabelOperation(models.Model):
 
         Reads `undone_by` and `labels`: select and prefetch them on lists.
         """
-        if self.status not in (self.Status.DONE, self.Status.CANCELLED) or not self.changed_count:
+        if not self.is_finished or not self.changed_count:
             return False
         if self.max_subscriber_id is None:
             return False  # Run before operations recorded their members: nothing to reverse from.
@@ -283,8 +288,7 @@ class LabelOperation(models.Model):
     @property
     def quoted_labels(self) -> str:
         """The labels' titles, or the stored names of labels deleted since."""
-        titles = [label.title for label in self.labels.all()] or self.label_names
-        return ", ".join(f"“{title}”" for title in titles)
+        return quoted([label.title for label in self.labels.all()] or self.label_names)
 
     def summary(self) -> str:
         """What the operation did, in the words shown to the operator."""
@@ -425,3 +429,296 @@ class LabelCount(models.Model):
 
     def __str__(self):
         return f"{self.label_id}: {self.subscribers}"
+
+
+# --- Imports --------------------------------------------------------------------------------------
+
+
+class SubscriberImport(models.Model):
+    """One CSV file imported into the subscribers: its settings, how far it got and what it did.
+
+    It runs like a bulk label change, in short transactions that each record their
+    progress: first *checking* reads a chunk of rows of the stored file (from the byte
+    `read_offset`) into the staging table `SubscriberImportRow`, rejected rows into
+    `SubscriberImportProblem`; then *importing* applies a chunk of staged rows (after
+    `merged_row`) to the subscribers with set-based statements. A worker that dies
+    loses nothing and the sweep resumes it. A dry run checks and counts, and writes
+    nothing to subscribers or labels.
+    """
+
+    class Mode(models.TextChoices):
+        UPSERT = "upsert", _("Create new subscribers and update existing ones")
+        CREATE = "create", _("Create new subscribers only")
+        LABELS_ADD = "labels_add", _("Only add the file's labels to existing subscribers")
+        LABELS_REMOVE = "labels_remove", _("Only remove the file's labels from existing subscribers")
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("Not started")
+        PENDING = "pending", _("Waiting")
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        CANCELLED = "cancelled", _("Cancelled")
+        FAILED = "failed", _("Failed")
+
+    class Stage(models.TextChoices):
+        READING = "reading", _("Checking rows")
+        MERGING = "merging", _("Importing rows")
+
+    FINISHED = (Status.DONE, Status.CANCELLED, Status.FAILED)
+    UNFINISHED = (Status.PENDING, Status.RUNNING)
+
+    file_name = models.CharField(_("stored file"), max_length=255, help_text=_("In the IMPORT_DIR folder."))
+    original_name = models.CharField(_("file"), max_length=255)
+    size = models.BigIntegerField(_("size in bytes"), default=0)
+    estimated_rows = models.PositiveIntegerField(_("rows, estimated from the lines"), default=0)
+    delimiter = models.CharField(_("separator"), max_length=1, default=",")
+    header = models.JSONField(_("columns of the file"), default=list)
+    data_offset = models.BigIntegerField(_("first row at byte"), default=0)
+    mapping = models.JSONField(_("column mapping"), default=list, help_text=_("The field each column fills, or ''."))
+    mode = models.CharField(_("mode"), max_length=20, choices=Mode.choices, default=Mode.UPSERT)
+    replace_labels = models.BooleanField(_("labels replace the subscriber's labels"), default=False)
+    create_labels = models.BooleanField(_("create unknown labels"), default=False)
+    channel = models.ForeignKey(
+        Channel,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("channel of every row"),
+        help_text=_("When the file has no channel column."),
+    )
+    dry_run = models.BooleanField(_("dry run"), default=False)
+    language = models.CharField(_("language of the report"), max_length=10, default="en")
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.DRAFT)
+    stage = models.CharField(_("stage"), max_length=10, choices=Stage.choices, default=Stage.READING)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("by"),
+    )
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("cancelled by"),
+    )
+    created_at = models.DateTimeField(_("uploaded"), default=now)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(_("cancel requested"), null=True, blank=True)
+    heartbeat_at = models.DateTimeField(_("last sign of life"), default=now)
+    # Progress: checking reads from `read_offset`; importing goes on after `merged_row`.
+    read_offset = models.BigIntegerField(_("checked up to byte"), default=0)
+    rows_read = models.PositiveIntegerField(_("rows checked"), default=0)
+    last_row = models.PositiveIntegerField(_("last row number read"), default=1)
+    staged_count = models.PositiveIntegerField(_("rows to import"), default=0)
+    merged_row = models.PositiveIntegerField(_("imported up to row"), default=0)
+    rows_merged = models.PositiveIntegerField(_("rows imported"), default=0)
+    # What it did (or, for a dry run, would do).
+    created_count = models.PositiveIntegerField(_("subscribers created"), default=0)
+    updated_count = models.PositiveIntegerField(_("subscribers updated"), default=0)
+    unchanged_count = models.PositiveIntegerField(_("rows that changed nothing"), default=0)
+    rejected_count = models.PositiveIntegerField(_("rows rejected"), default=0)
+    duplicate_count = models.PositiveIntegerField(_("rows repeated later in the file"), default=0)
+    labels_added = models.PositiveIntegerField(_("labels added"), default=0)
+    labels_removed = models.PositiveIntegerField(_("labels removed"), default=0)
+    new_labels = models.JSONField(_("labels created"), default=list, blank=True)
+    add_operation = models.ForeignKey(
+        LabelOperation,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("labels added"),
+    )
+    remove_operation = models.ForeignKey(
+        LabelOperation,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("labels removed"),
+    )
+    staging_cleared = models.BooleanField(_("staged rows deleted"), default=False)
+    error = models.TextField(_("error"), blank=True)
+
+    class Meta:
+        verbose_name = _("subscriber import")
+        verbose_name_plural = _("subscriber imports")
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="subscriber_import_recent"),
+            models.Index(
+                fields=["heartbeat_at"],
+                name="subscriber_import_unfinished",
+                condition=models.Q(status__in=["pending", "running"]),
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=["draft", "pending", "running", "done", "cancelled", "failed"]),
+                name="subscriber_import_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(mode__in=["upsert", "create", "labels_add", "labels_remove"]),
+                name="subscriber_import_mode_valid",
+            ),
+            # One import at a time per operator (commands run with no operator, and are not limited).
+            models.UniqueConstraint(
+                fields=["created_by"],
+                condition=models.Q(status__in=["pending", "running"]),
+                name="subscriber_import_one_at_a_time",
+                violation_error_message=_("You are already running an import: wait for it to end, or cancel it."),
+            ),
+        ]
+
+    def __str__(self):
+        return _("Import #%(number)s") % {"number": self.pk}
+
+    def get_absolute_url(self):
+        return reverse("subscribers:import_detail", args=[self.pk])
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+    @property
+    def fields(self) -> list[str]:
+        """The subscriber fields the file fills, in the file's column order."""
+        return [field for field in self.mapping if field]
+
+    @property
+    def has_labels(self) -> bool:
+        return "labels" in self.mapping
+
+    @property
+    def changed_nothing(self) -> bool:
+        return not (self.created_count or self.updated_count or self.labels_added or self.labels_removed)
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.DONE:
+            return 100
+        if self.stage == self.Stage.READING:
+            done, total = self.rows_read, max(self.estimated_rows, self.rows_read, 1)
+        else:
+            done, total = self.rows_merged, max(self.staged_count, 1)
+        return min(100, done * 100 // total)
+
+    def summary(self) -> str:
+        """What the import did (or a dry run would do), in the words shown to the operator."""
+        considered = self.rows_read - self.rejected_count - self.duplicate_count
+        if self.changed_nothing:
+            if self.dry_run:
+                text = ngettext(
+                    "Nothing would change: the %(rows)s row matches the subscribers as they are.",
+                    "Nothing would change: the %(rows)s rows match the subscribers as they are.",
+                    considered,
+                )
+            else:
+                text = ngettext(
+                    "Nothing changed: the %(rows)s row matches the subscribers as they are.",
+                    "Nothing changed: the %(rows)s rows match the subscribers as they are.",
+                    considered,
+                )
+            parts = [text % {"rows": intcomma(considered)}]
+        else:
+            params = {
+                "created": intcomma(self.created_count),
+                "updated": intcomma(self.updated_count),
+                "unchanged": intcomma(self.unchanged_count),
+            }
+            if self.dry_run:
+                parts = [_("Would create %(created)s subscribers, change %(updated)s, leave %(unchanged)s as they are.")]
+            else:
+                parts = [_("Created %(created)s subscribers, changed %(updated)s, left %(unchanged)s as they were.")]
+            parts[0] %= params
+            if self.labels_added or self.labels_removed:
+                labels = {"added": intcomma(self.labels_added), "removed": intcomma(self.labels_removed)}
+                if self.dry_run:
+                    parts.append(_("Labels: %(added)s would be added, %(removed)s removed.") % labels)
+                else:
+                    parts.append(_("Labels: %(added)s added, %(removed)s removed.") % labels)
+        if self.rejected_count:
+            parts.append(
+                ngettext("%(rejected)s row rejected.", "%(rejected)s rows rejected.", self.rejected_count)
+                % {"rejected": intcomma(self.rejected_count)}
+            )
+        if self.duplicate_count:
+            parts.append(
+                ngettext(
+                    "%(repeated)s row was repeated further down the file: the later one was used.",
+                    "%(repeated)s rows were repeated further down the file: the later ones were used.",
+                    self.duplicate_count,
+                )
+                % {"repeated": intcomma(self.duplicate_count)}
+            )
+        if self.status == self.Status.CANCELLED:
+            parts.insert(0, _("Cancelled after %(rows)s rows.") % {"rows": intcomma(self.rows_read)})
+        return " ".join(parts)
+
+
+class SubscriberImportRow(models.Model):
+    """One checked row of an import, waiting to be applied: the staging table of the set-based merge.
+
+    Deleted when the import ends. No foreign-key constraints: the rows are written
+    by the hundred thousand (COPY on PostgreSQL) and read back by the import alone.
+    """
+
+    pk = models.CompositePrimaryKey("job", "row")
+    job = models.ForeignKey(SubscriberImport, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    # ROW and OFFSET are SQL keywords: the set-based statements name the columns file_row and file_offset.
+    row = models.PositiveIntegerField(db_column="file_row")
+    offset = models.BigIntegerField(db_column="file_offset")
+    channel = models.ForeignKey(Channel, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    foreign_id = models.CharField(max_length=255)
+    first_name = models.CharField(max_length=255, blank=True)
+    last_name = models.CharField(max_length=255, blank=True)
+    gender = models.CharField(max_length=10, blank=True)
+    locale = models.CharField(max_length=35, blank=True)
+    timezone = models.CharField(max_length=64, blank=True)
+    country = models.CharField(max_length=2, blank=True)
+    created_at = models.DateTimeField(null=True)
+    updated_at = models.DateTimeField(null=True)
+    last_seen_at = models.DateTimeField(null=True)
+    # The ids of the row's labels (a JSON array), or null when the file has no labels column.
+    labels = models.JSONField(null=True)
+
+    class Meta:
+        verbose_name = _("staged import row")
+        verbose_name_plural = _("staged import rows")
+
+    def __str__(self):
+        return f"{self.job_id}: {self.row}"
+
+
+class SubscriberImportProblem(models.Model):
+    """A row an import rejected (with the column and the reason), or skipped because a later row repeats it.
+
+    `offset` is where the row starts in the stored file: the rejected-rows CSV
+    copies the rows from there, exactly as they were written.
+    """
+
+    class Kind(models.TextChoices):
+        REJECTED = "rejected", _("Rejected")
+        DUPLICATE = "duplicate", _("Repeated later in the file")
+
+    pk = models.CompositePrimaryKey("job", "row")
+    job = models.ForeignKey(SubscriberImport, on_delete=models.DO_NOTHING, db_constraint=False, related_name="problems")
+    row = models.PositiveIntegerField(_("row"), db_column="file_row")
+    offset = models.BigIntegerField(db_column="file_offset")
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices, default=Kind.REJECTED)
+    columns = models.CharField(_("columns"), max_length=500, blank=True)
+    reason = models.TextField(_("reason"))
+
+    class Meta:
+        verbose_name = _("import problem")
+        verbose_name_plural = _("import problems")
+
+    def __str__(self):
+        return f"{self.job_id}: {self.row} {self.reason}"

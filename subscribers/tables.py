@@ -60,7 +60,16 @@ class SubscriberTable(tables.Table):
         verbose_name=pgettext_lazy("subscriber", "Updated"),
         accessor="updated_at",
         order_by=("updated_at", "id"),
-        attrs=_cell("updated", *WIDE_SCREENS_ONLY),
+        attrs={
+            **_cell("updated", *WIDE_SCREENS_ONLY),
+            "th": {
+                "class": " ".join(WIDE_SCREENS_ONLY),
+                "title": _(
+                    "When the profile last changed (name, gender, locale, time zone, country, picture). "
+                    "Label changes do not move it: the subscriber's page shows their label history."
+                ),
+            },
+        },
     )
     actions = tables.Column(
         verbose_name=_("Actions"), orderable=False, empty_values=(), attrs={"td": {"class": "cell-actions text-end"}}

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from subscribers import views
+from subscribers import import_views, views
 
 app_name = "subscribers"
 urlpatterns = [
@@ -13,4 +13,10 @@ urlpatterns = [
     path("bulk-changes/<int:pk>/", views.operation_detail, name="operation"),
     path("bulk-changes/<int:pk>/cancel/", views.operation_cancel, name="operation_cancel"),
     path("bulk-changes/<int:pk>/undo/", views.operation_undo, name="operation_undo"),
+    path("import/", import_views.import_page, name="import"),
+    path("import/<int:pk>/", import_views.import_detail, name="import_detail"),
+    path("import/<int:pk>/cancel/", import_views.import_cancel, name="import_cancel"),
+    path("import/<int:pk>/rejected.csv", import_views.import_rejects, name="import_rejects"),
+    path("export/", import_views.export_dialog, name="export"),
+    path("export/download/", import_views.export_download, name="export_download"),
 ]

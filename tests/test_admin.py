@@ -112,3 +112,20 @@ def test_subscriber_change_page_shows_the_assignments(staff_client, make_label, 
     response = staff_client.get(reverse("admin:subscribers_subscriber_change", args=[subscriber.pk]))
     assert response.status_code == 200
     assert "VIP" in response.text
+
+
+def test_the_admin_is_branded_and_its_breadcrumbs_do_not_stutter(staff_client):
+    html = staff_client.get(reverse("admin:subscribers_subscriber_changelist")).text
+    assert '<a href="/admin/">Hexasubs</a>' in html
+    assert "Subscriber management" in html and "Subscribers › Subscribers" not in html.replace("&rsaquo;", "›")
+    labels = staff_client.get(reverse("admin:labels_label_changelist")).text
+    assert "Label management" in labels
+
+
+def test_the_admin_label_form_has_colour_chips_and_generates_the_name(staff_client):
+    html = staff_client.get(reverse("admin:labels_label_add")).text
+    assert 'class="color-choices"' in html and 'class="label-chip label-chip--green color-choice"' in html
+    assert "css/chips.css" in html and "js/admin-label-name.js" in html
+    assert f'data-name-url="{reverse("labels:name")}"' in html
+    suggestion = staff_client.get(reverse("labels:name"), {"title": "Intéressé par les produits", "format": "json"})
+    assert suggestion.json() == {"name": "interesse_par_les_produits", "auto_name": "interesse_par_les_produits"}

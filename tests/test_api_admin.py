@@ -84,14 +84,41 @@ def test_staff_read_the_delivery_log(staff_client):
 
 def test_the_docs_are_for_staff_only(operator, staff_client):
     client = Client()
-    assert client.get("/api/v1/docs").status_code == 302
+    # Logged out, one logs in to the console, not to the admin.
+    assert client.get("/api/v1/docs")["Location"] == f"{reverse('login')}?next=/api/v1/docs"
+    assert client.get("/api/v1/openapi.json")["Location"] == f"{reverse('login')}?next=/api/v1/openapi.json"
     client.force_login(operator)
-    assert client.get("/api/v1/docs").status_code == 302
-    assert client.get("/api/v1/openapi.json").status_code == 302
+    assert client.get("/api/v1/docs").status_code == 403
+    assert client.get("/api/v1/openapi.json").status_code == 403
     docs = staff_client.get("/api/v1/docs")
     assert docs.status_code == 200
     assert "ninja/swagger-ui-bundle.js" in docs.text
     assert staff_client.get("/api/v1/openapi.json").json()["info"]["title"] == "Hexasubs bot API"
+
+
+def test_the_docs_are_a_page_of_the_console(staff_client):
+    html = staff_client.get("/api/v1/docs").text
+    assert 'aria-label="Side menu"' in html and 'id="swagger-ui"' in html
+    assert 'class="nav-link active" aria-current="page" href="/api/v1/docs"' in html
+
+
+def test_bot_developers_read_the_schema_with_an_api_key(api_client):
+    schema = api_client.get("/api/v1/openapi.json").json()
+    assert schema["info"]["title"] == "Hexasubs bot API"
+    assert api_client.get("/api/v1/docs").status_code == 302  # the page itself is for staff in the console
+    assert Client(headers={"Authorization": "Bearer hxs_000000000000_wrong"}).get("/api/v1/openapi.json").status_code == 302
+
+
+def test_the_endpoints_are_grouped_by_tag(staff_client):
+    paths = staff_client.get("/api/v1/openapi.json").json()["paths"]
+    tags = {tuple(operation["tags"]) for path in paths.values() for operation in path.values()}
+    assert tags == {("Subscribers",), ("Labels",), ("Label changes",), ("Bulk changes",)}
+
+
+def test_the_docs_descriptions_come_in_the_readers_language(staff_client):
+    schema = staff_client.get("/api/v1/openapi.json", headers={"Accept-Language": "fr"}).json()
+    assert schema["info"]["description"].startswith("Pour l’exécution du bot")
+    assert schema["paths"]["/api/v1/labels"]["post"]["summary"] == "Créer une étiquette"
 
 
 def test_the_docs_load_swagger_from_our_origin_with_the_nonce(staff_client):

@@ -387,3 +387,13 @@ def test_the_status_of_a_failed_operation_says_why(signed_in, operator, vip):
     html = shown(response)
     assert "The change stopped with an error." in html and "disk full" in html
     assert "every 1s" not in html and "HX-Trigger" not in response
+
+
+def test_a_confirmation_that_would_change_nothing_says_so_and_offers_only_close(signed_in, people, vip):
+    labelled(people[:3], vip)
+    html = shown(signed_in.post(URL, selection(ids=people[:3], labels=[vip]), headers=HTMX))
+    assert "Nothing to change" in html and "All 3 selected subscribers already have “VIP”." in html
+    assert 'name="confirm"' in html  # the form is there, but without its button:
+    assert "Add labels</button>" not in html and ">Cancel<" not in html and ">Close<" in html
+    removal = shown(signed_in.post(URL, selection("remove", ids=people[3:5], labels=[vip]), headers=HTMX))
+    assert "None of the 2 selected subscribers has “VIP”." in removal

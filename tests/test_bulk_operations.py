@@ -9,6 +9,7 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.db import OperationalError, connection
 from django.db.models import F
 from django.tasks import task_backends
 from django.utils import timezone
@@ -66,6 +67,11 @@ def _start(kind, labels, *, selection=None, by=None):
     return start_label_operation(kind, labels, by=by, source=LabelSource.BULK, selection=selection or {"filters": {}})
 
 
+def _ticked(subscribers):
+    """The selection of rows ticked on the table, without a filter."""
+    return {"filters": {}, "ids": sorted(_ids(subscribers))}
+
+
 def _carriers(label):
     return set(SubscriberLabel.objects.filter(label=label).values_list("subscriber_id", flat=True))
 
@@ -91,18 +97,18 @@ def _give(subscribers, label):
     SubscriberLabel.objects.bulk_create(SubscriberLabel(subscriber=s, label=label) for s in subscribers)
 
 
-class Crash(Exception):
-    """What a worker dying at some point looks like to the code that was running."""
+class Crash(BaseException):
+    """A worker dying at that instant: like SIGKILL, nothing in the operation's code can catch it."""
 
 
-def _crash_on_call(monkeypatch, target, name, call):
-    """Make target.name raise Crash on its `call`-th call (1-based) only, as a worker killed there once."""
+def _crash_on_call(monkeypatch, target, name, call, error=None):
+    """Make target.name raise `error` (a Crash) on its `call`-th call (1-based) only, as a worker killed there once."""
     original, calls = getattr(target, name), []
 
     def crashing(*args, **kwargs):
         calls.append(1)
         if len(calls) == call:
-            raise Crash(name)
+            raise error or Crash(name)
         return original(*args, **kwargs)
 
     monkeypatch.setattr(target, name, crashing)
@@ -188,12 +194,30 @@ def test_each_chunk_moves_the_heartbeat(people, vip):
     assert beats == sorted(beats)
 
 
+@pytest.mark.parametrize("how_many", [1, 3])
+def test_a_chunk_runs_a_fixed_number_of_queries_whatever_its_size(
+    make_subscriber, make_label, vip, operator, django_assert_num_queries, how_many
+):
+    Endpoint.objects.create(url="http://127.0.0.1:9/hook", secret="s", events=[Event.LABELS_CHANGED])
+    crowd = [make_subscriber() for _ in range(how_many)]
+    operation = _start(ADD, [vip, make_label("Newsletter")], selection={"filters": {"locale": ["en"]}}, by=operator)
+    # SAVEPOINT; the operation, locked; [PostgreSQL: the bulk chunk lock]; the window's subscribers; the labels;
+    # INSERT assignments; INSERT members; the listening endpoints; the payload's
+    # labels and subscribers; INSERT deliveries; UPDATE the operation; RELEASE SAVEPOINT; then the operation
+    # returned, with its labels.
+    with django_assert_num_queries(15 if connection.vendor == "postgresql" else 14):
+        operation = run_label_operation(operation.pk)
+
+    assert _counts(operation) == (DONE, how_many, 2 * how_many, how_many)
+    assert _carriers(vip) == _ids(crowd)
+
+
 def test_the_filter_and_the_ticked_rows_select_the_subscribers(make_subscriber, vip):
     french = [make_subscriber(locale="fr-FR") for _ in range(4)]
     english = [make_subscriber(locale="en-US") for _ in range(2)]
 
     operation = run_label_operation(
-        _start(ADD, [vip], selection={"filters": {"locale": ["fr"]}, "ids": _ids(french[1:] + english)}).pk
+        _start(ADD, [vip], selection={"filters": {"locale": ["fr"]}, "ids": sorted(_ids(french[1:] + english))}).pk
     )
 
     assert operation.total_count == 3
@@ -221,18 +245,18 @@ def test_a_finished_operation_run_again_changes_nothing(people, vip):
 
 # Crashes -------------------------------------------------------------------------------------------------
 
-STAGES = [
-    pytest.param(actions, "_candidates", chunk, id=f"selecting-chunk{chunk}") for chunk in (1, 2, 3)
-] + [
-    pytest.param(actions, "_apply", chunk, id=f"applying-chunk{chunk}") for chunk in (1, 2, 3)
-] + [
-    pytest.param(actions, "_record_members", chunk, id=f"recording-chunk{chunk}") for chunk in (1, 2, 3)
-] + [
-    pytest.param(events, "labels_changed", chunk, id=f"announcing-chunk{chunk}") for chunk in (1, 2, 3)
-] + [
-    # Only the last chunk finishes the operation.
-    pytest.param(actions, "_finish", 3, id="finishing-chunk3"),
+# Where a worker can die inside a chunk, in the order a chunk calls them, each once per chunk.
+INSIDE_A_CHUNK = [
+    (actions, "_candidates"),
+    (actions, "_apply"),
+    (actions, "_record_members"),
+    (events, "labels_changed"),
 ]
+STAGES = [
+    pytest.param(target, name, chunk, id=f"{name}-chunk{chunk}")
+    for target, name in INSIDE_A_CHUNK
+    for chunk in (1, 2, 3)
+] + [pytest.param(actions, "_finish", 3, id="_finish-chunk3")]  # only the last chunk finishes
 
 
 @pytest.mark.parametrize(("target", "name", "chunk"), STAGES)
@@ -283,17 +307,7 @@ def test_a_worker_dying_between_chunks_loses_nothing(people, vip):
 
 
 def test_a_deadlocked_chunk_is_tried_again(people, vip, monkeypatch):
-    from django.db import OperationalError
-
-    original, calls = actions._apply, []
-
-    def deadlocking_once(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise OperationalError("deadlock detected")
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(actions, "_apply", deadlocking_once)
+    _crash_on_call(monkeypatch, actions, "_apply", 2, error=OperationalError("deadlock detected"))
 
     operation = run_label_operation(_start(ADD, [vip]).pk)
 
@@ -378,13 +392,14 @@ def test_a_pending_operation_cancelled_never_changes_anything(people, vip, opera
 
 def test_a_running_operation_stops_after_its_current_chunk_and_keeps_what_it_did(people, vip, operator):
     operation = _start(ADD, [vip])
+    answers = []
 
-    def cancel_after_the_first_chunk(pk):
-        if LabelOperation.objects.get(pk=pk).selected_count == 3:
-            assert cancel_label_operation(LabelOperation(pk=pk), by=operator) is True
+    def cancel_after_each_chunk(pk):
+        answers.append(cancel_label_operation(LabelOperation(pk=pk), by=operator))
 
-    operation = run_label_operation(operation.pk, after_chunk=cancel_after_the_first_chunk)
+    operation = run_label_operation(operation.pk, after_chunk=cancel_after_each_chunk)
 
+    assert answers == [True, False]
     assert _counts(operation) == (CANCELLED, 3, 3, 3)
     assert _carriers(vip) == _ids(people[:3])
     assert _members(operation) == _pairs(people[:3], vip)
@@ -403,9 +418,7 @@ def test_a_finished_operation_cannot_be_cancelled(people, vip, operator):
 
 def test_a_cancelled_operation_can_be_undone(people, vip, operator):
     operation = _start(ADD, [vip])
-    run_label_operation(
-        operation.pk, after_chunk=lambda pk: cancel_label_operation(LabelOperation(pk=pk), by=operator)
-    )
+    run_label_operation(operation.pk, after_chunk=lambda pk: cancel_label_operation(LabelOperation(pk=pk), by=operator))
 
     undo = undo_label_operation(operation, by=operator)
 
@@ -442,7 +455,7 @@ def test_undoing_a_removal_gives_the_label_back_to_exactly_those_it_took_it_from
 
 
 def test_an_undo_keeps_what_others_changed_since(people, vip, operator):
-    operation = run_label_operation(_start(ADD, [vip], selection={"filters": {}, "ids": _ids(people[:4])}).pk)
+    operation = run_label_operation(_start(ADD, [vip], selection=_ticked(people[:4])).pk)
     change_labels(people[6], add=[vip])
     remove_labels(people[:1], [vip])
 
@@ -504,7 +517,9 @@ def test_an_operation_that_is_running_or_changed_nothing_cannot_be_undone(people
     assert not LabelOperation.objects.filter(undoes=operation).exists()
 
 
-def test_a_large_undo_runs_in_the_background(people, vip, operator, settings, queue, django_capture_on_commit_callbacks):
+def test_a_large_undo_runs_in_the_background(
+    people, vip, operator, settings, queue, django_capture_on_commit_callbacks
+):
     operation = run_label_operation(_start(ADD, [vip]).pk)
     settings.BULK_BACKGROUND_THRESHOLD = 5
 
@@ -521,7 +536,7 @@ def test_a_large_undo_runs_in_the_background(people, vip, operator, settings, qu
 
 def test_two_additions_of_the_same_label_overlapping_count_each_assignment_once(people, vip):
     first = _start(ADD, [vip])
-    second = _start(ADD, [vip], selection={"filters": {}, "ids": _ids(people[3:])})
+    second = _start(ADD, [vip], selection=_ticked(people[3:]))
 
     def run_the_second_after_our_first_chunk(pk):
         if LabelOperation.objects.get(pk=pk).selected_count == 3:
@@ -771,7 +786,7 @@ def test_each_chunk_announces_the_subscribers_it_changed_and_no_others(
 
 def test_an_undo_announces_the_removals(people, vip, operator, django_capture_on_commit_callbacks):
     Endpoint.objects.create(url="http://127.0.0.1:9/hook", secret="s", events=[Event.LABELS_CHANGED])
-    operation = run_label_operation(_start(ADD, [vip], selection={"filters": {}, "ids": _ids(people[:2])}).pk)
+    operation = run_label_operation(_start(ADD, [vip], selection=_ticked(people[:2])).pk)
     Delivery.objects.all().delete()
 
     undo = undo_label_operation(operation, by=operator)
@@ -783,3 +798,69 @@ def test_an_undo_announces_the_removals(people, vip, operator, django_capture_on
         [{"name": "vip", "title": "VIP"}],
     )
     assert [row["id"] for row in payload["subscribers"]] == [people[0].pk, people[1].pk]
+
+
+def test_an_undo_whose_label_is_deleted_meanwhile_gives_back_only_what_still_exists(people, vip, operator, settings):
+    _give(people, vip)
+    operation = run_label_operation(_start(REMOVE, [vip]).pk)
+    settings.BULK_BACKGROUND_THRESHOLD = 1
+    undo = undo_label_operation(operation, by=operator)
+    settings.BULK_BACKGROUND_THRESHOLD = 100
+    deleted = []
+
+    def delete_vip_after_our_first_chunk(pk):
+        if not deleted:
+            deleted.append(delete_label(vip))
+
+    undo = run_label_operation(undo.pk, after_chunk=delete_vip_after_our_first_chunk)
+
+    assert not Label.objects.filter(pk=vip.pk).exists()
+    assert _counts(undo) == (DONE, 3, 3, 3)
+    assert _counts(deleted[0]) == (DONE, 3, 3, 3)
+    assert not SubscriberLabel.objects.exists()
+
+
+# Errors that would come back at every resume ------------------------------------------------------------
+
+
+def test_a_bug_stops_the_operation_with_the_reason_and_what_it_changed_can_be_undone(people, vip, monkeypatch):
+    operation = _start("add", [vip])
+    _crash_on_call(monkeypatch, actions, "_record_members", 2, error=RuntimeError("something broke"))
+    run_label_operation(operation.pk)
+    operation.refresh_from_db()
+    assert (operation.status, operation.error) == ("failed", "RuntimeError: something broke")
+    assert operation.changed_count == 3, "the first chunk stays, counted"
+    assert operation.can_undo
+    undo = undo_label_operation(operation, by=None)
+    assert undo.status == "done" and not _carriers(vip)
+
+
+def test_a_label_deleted_while_its_change_runs_stops_the_change(people, vip, make_label, monkeypatch):
+    other = make_label("Other")
+    operation = _start("add", [vip, other])
+    original = actions._apply
+
+    def delete_after_the_first_chunk(*args, **kwargs):
+        changed = original(*args, **kwargs)
+        if Label.objects.filter(pk=other.pk).exists():
+            SubscriberLabel.objects.filter(label=other).delete()
+            Label.objects.filter(pk=other.pk).delete()
+        return changed
+
+    monkeypatch.setattr(actions, "_apply", delete_after_the_first_chunk)
+    run_label_operation(operation.pk)
+    operation.refresh_from_db()
+    assert operation.status == "failed"
+    assert operation.error == "A label of this change was deleted while it ran; it stopped there."
+
+
+def test_a_label_renamed_while_its_deletion_waits_is_still_deleted(people, vip, settings):
+    settings.BULK_BACKGROUND_THRESHOLD = 2
+    _give(people, vip)
+    operation = delete_label(vip)
+    assert operation.status == "pending"
+    Label.objects.filter(pk=vip.pk).update(name="renamed", title="Renamed")
+    operation = run_label_operation(operation.pk)
+    assert operation.status == "done"
+    assert not Label.objects.filter(pk=vip.pk).exists()
+    assert operation.changed_subscribers == len(people)

@@ -55,3 +55,11 @@ def test_make_run_writes_a_git_ignored_env_file_once(tmp_path):
     subprocess.run(make, cwd=tmp_path, check=True, capture_output=True)
     assert (tmp_path / ".env").read_text() == written  # kept, so sessions stay valid
     assert ".env" in (ROOT / ".gitignore").read_text().split()
+
+
+def test_make_run_serves_on_the_port_asked_for_and_compiles_the_translations():
+    dry_run = subprocess.run(["make", "-n", "run", "PORT=8001"], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert "runserver 127.0.0.1:8001" in dry_run.stdout
+    assert "compilemessages" in dry_run.stdout
+    tests = subprocess.run(["make", "-n", "test"], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert tests.stdout.index("compilemessages") < tests.stdout.index("pytest")

@@ -10,7 +10,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from django.core.cache import cache
 from django.db import connection
 
 from hexasubs.cache import DatabaseCache
@@ -106,17 +105,24 @@ def test_a_key_gets_its_limit_across_two_worker_processes_not_twice_it(tmp_path,
 # The database cache ------------------------------------------------------------------------------------
 
 
+def test_without_redis_the_cache_is_the_database(tmp_path):
+    result = _settings_of(tmp_path, "from django.conf import settings; print(settings.CACHES['default'])")
+    assert "'BACKEND': 'hexasubs.cache.DatabaseCache'" in result.stdout, result.stderr
+    assert "'LOCATION': 'hexasubs_cache'" in result.stdout
+
+
 @pytest.mark.django_db
-def test_the_default_cache_is_the_database_created_by_migrate(settings):
-    assert settings.CACHES["default"]["BACKEND"] == "hexasubs.cache.DatabaseCache"
-    cache.set("greeting", "hello")
-    assert cache.get("greeting") == "hello"
+def test_migrate_creates_the_cache_table():
+    database_cache = DatabaseCache("hexasubs_cache", {})
+    database_cache.set("greeting", "hello")
+    assert database_cache.get("greeting") == "hello"
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite's in-memory test database locks whole tables")
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_increments_are_all_counted():
     """Django's own DatabaseCache.incr() reads then writes: two threads counting at once lose counts."""
+    cache = DatabaseCache("hexasubs_cache", {})
     cache.add("counter", 0, timeout=60)
     barrier = threading.Barrier(4)
 

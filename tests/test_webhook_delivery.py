@@ -9,6 +9,7 @@ from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.tasks import task_backends
 from django.urls import reverse
 from django.utils import timezone
@@ -258,3 +259,15 @@ def test_a_retried_delivery_is_sent_at_once(staff_client, receiver):
     delivery = _delivery(f"{receiver}/hook", attempts=3, next_attempt_at=timezone.now() + timedelta(hours=2))
     _retry(staff_client, [delivery])
     assert deliver.call(delivery.pk) == DeliveryStatus.SUCCEEDED
+
+
+def test_staff_who_may_read_the_log_may_retry(client, django_user_model, queue):
+    reader = django_user_model.objects.create_user("rita", password="password", is_staff=True)
+    reader.user_permissions.add(Permission.objects.get(codename="view_delivery"))
+    client.force_login(reader)
+    failed = _delivery(status=DeliveryStatus.FAILED, attempts=8)
+
+    response = _retry(client, [failed])
+
+    assert "1 delivery queued again." in response.text
+    assert [result.args for result in queue.results] == [[failed.pk]]

@@ -1,15 +1,26 @@
-"""The database cache's table (settings.CACHES), so `migrate` alone prepares a new host."""
+"""The database cache's table, so `migrate` alone prepares a new host.
 
-from django.core.management import call_command
+Created whatever the cache is now (settings.CACHES), so a host can move between Redis and the
+database cache without a step of its own; an existing table is left as it is.
+"""
+
+from django.core.management.commands.createcachetable import Command as CreateCacheTable
 from django.db import migrations
+
+TABLE = "hexasubs_cache"  # settings.CACHES's LOCATION when no Redis is configured
 
 
 def create_cache_table(apps, schema_editor):
-    # Does nothing when the cache is Redis, or when the table exists already.
-    call_command("createcachetable", database=schema_editor.connection.alias, verbosity=0)
+    command = CreateCacheTable()
+    command.verbosity = 0
+    command.create_table(schema_editor.connection.alias, TABLE, dry_run=False)
+
+
+def drop_cache_table(apps, schema_editor):
+    schema_editor.execute(f"DROP TABLE IF EXISTS {schema_editor.quote_name(TABLE)}")
 
 
 class Migration(migrations.Migration):
     dependencies = []
 
-    operations = [migrations.RunPython(create_cache_table, migrations.RunPython.noop, elidable=False)]
+    operations = [migrations.RunPython(create_cache_table, drop_cache_table)]

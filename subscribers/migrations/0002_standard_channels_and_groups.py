@@ -1,10 +1,12 @@
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
+from django.utils.translation import gettext_noop
 
+# Titles are stored in English and shown in the operator's language (Channel.__str__): marked for the catalogs.
 STANDARD_CHANNELS = [
-    ("messenger", "Facebook Messenger", "messenger"),
-    ("web", "Web site", "webhook"),
-    ("console", "Live chat tester", "console"),
+    ("messenger", gettext_noop("Facebook Messenger"), "messenger"),
+    ("web", gettext_noop("Web site"), "webhook"),
+    ("console", gettext_noop("Live chat tester"), "console"),
 ]
 
 GROUP_PERMISSIONS = {

@@ -65,14 +65,14 @@ def test_an_operator_adds_a_label_to_all_subscribers_matching_a_filter(page, log
     screenshot("bulk-pick-labels")
     dialog.get_by_role("button", name="Continue").click()
 
-    expect(dialog.get_by_text("Add 'Beta testers' to 30 subscribers?")).to_be_visible()
-    expect(dialog.get_by_text("29 of them get it; 1 already have it.")).to_be_visible()
+    expect(dialog.get_by_text("Add “Beta testers” to 30 subscribers?")).to_be_visible()
+    expect(dialog.get_by_text("29 of them get it; 1 already has it.")).to_be_visible()
     screenshot("bulk-confirm")
     assert beta_testers() == 1  # nothing changed before the confirmation
     dialog.get_by_role("button", name="Add labels").click()
 
     expect(dialog).to_be_hidden()
-    expect(page.get_by_text("Added 'Beta testers' to 29 subscribers (1 already had it).")).to_be_visible()
+    expect(page.get_by_text("Added “Beta testers” to 29 subscribers (1 already had it).")).to_be_visible()
     expect(bar).to_be_hidden()  # the table was refreshed, the selection cleared
     for row in page.get_by_role("row").filter(has=page.get_by_role("checkbox")).all()[1:]:
         expect(row.get_by_text("Beta testers")).to_be_visible()
@@ -94,9 +94,9 @@ def test_ticked_rows_only_and_an_empty_label_choice(page, log_in, operator, audi
     expect(dialog.get_by_text("Pick at least one label. Nothing was changed.")).to_be_visible()
     dialog.get_by_role("checkbox", name="VIP").check()
     dialog.get_by_role("button", name="Continue").click()
-    expect(dialog.get_by_text("Remove 'VIP' from 2 subscribers?")).to_be_visible()
+    expect(dialog.get_by_text("Remove “VIP” from 2 subscribers?")).to_be_visible()
     dialog.get_by_role("button", name="Remove labels").click()
-    expect(page.get_by_text("Removed 'VIP' from 2 subscribers (0 did not have it).")).to_be_visible()
+    expect(page.get_by_text("Removed “VIP” from 2 subscribers (0 did not have it).")).to_be_visible()
     expect(row_of(page, "Ada Lovelace").get_by_text("VIP")).to_have_count(0)
     expect(row_of(page, "First3 Last3").get_by_text("VIP")).to_be_visible()
 
@@ -126,10 +126,10 @@ def test_the_same_flow_with_the_keyboard_only(page, log_in, operator, audience):
     page.keyboard.press("Enter")
     confirm = dialog.get_by_role("button", name="Add labels")
     expect(confirm).to_be_focused()
-    expect(dialog.get_by_text("Add 'Newsletter' to 30 subscribers?")).to_be_visible()
+    expect(dialog.get_by_text("Add “Newsletter” to 30 subscribers?")).to_be_visible()
     page.keyboard.press("Enter")
     expect(dialog).to_be_hidden()
-    expect(page.get_by_text("Added 'Newsletter' to 30 subscribers (0 already had it).")).to_be_visible()
+    expect(page.get_by_text("Added “Newsletter” to 30 subscribers (0 already had it).")).to_be_visible()
     expect(row_of(page, "Ada Lovelace").get_by_text("Newsletter")).to_be_visible()
     # The keyboard is back in the table.
     expect(page.get_by_role("checkbox", name="Select all on this page")).to_be_focused()
@@ -160,7 +160,7 @@ def test_on_a_phone_the_bar_and_dialogs_fit(page, log_in, operator, audience, sc
     dialog.get_by_role("checkbox", name="Beta testers").check()
     screenshot("bulk-pick-labels-phone")
     dialog.get_by_role("button", name="Continue").click()
-    expect(dialog.get_by_text("Add 'Beta testers' to 30 subscribers?")).to_be_visible()
+    expect(dialog.get_by_text("Add “Beta testers” to 30 subscribers?")).to_be_visible()
     screenshot("bulk-confirm-phone")
 
 
@@ -171,10 +171,10 @@ def test_without_javascript_the_bulk_action_is_a_plain_form_flow(operator_withou
     page.get_by_role("button", name="Add labels…").click()
     page.get_by_role("checkbox", name="Newsletter").check()
     page.get_by_role("button", name="Continue").click()
-    expect(page.get_by_text("Add 'Newsletter' to 30 subscribers?")).to_be_visible()
+    expect(page.get_by_text("Add “Newsletter” to 30 subscribers?")).to_be_visible()
     page.get_by_role("button", name="Add labels").click()
     expect(page).to_have_url(re.compile(r"/subscribers/\?label=vip&sort=created$"))
-    expect(page.get_by_text("Added 'Newsletter' to 30 subscribers (0 already had it).")).to_be_visible()
+    expect(page.get_by_text("Added “Newsletter” to 30 subscribers (0 already had it).")).to_be_visible()
     expect(row_of(page, "Ada Lovelace").get_by_text("Newsletter")).to_be_visible()
 
 
@@ -198,8 +198,8 @@ def test_a_large_selection_shows_progress_then_the_result(page, log_in, operator
 
     # What `manage.py db_worker` does; the dialog, polling every second, then shows the result.
     run_bulk_label_operation.call(LabelOperation.objects.get().pk)
-    expect(dialog.get_by_text("Added 'Newsletter' to 30 subscribers (0 already had it).")).to_be_visible()
-    expect(page.get_by_role("status").filter(has_text="Added 'Newsletter'").last).to_be_visible()
+    expect(dialog.get_by_text("Added “Newsletter” to 30 subscribers (0 already had it).")).to_be_visible()
+    expect(page.get_by_role("status").filter(has_text="Added “Newsletter”").last).to_be_visible()
     screenshot("bulk-done")
     dialog.get_by_role("button", name="Close").last.click()
     expect(dialog).to_be_hidden()

@@ -23,7 +23,7 @@ def test_a_label_manager_adds_a_label_and_sees_it_counted(page, log_in, label_ma
     page.goto("/labels/")
     screenshot("labels-empty")
 
-    page.get_by_role("link", name="Add").click()
+    page.get_by_role("button", name="Add").click()
     dialog = page.get_by_role("dialog", name="Add a label")
     expect(dialog).to_be_visible()
     dialog.get_by_label("Title").press_sequentially(TITLE, delay=20)
@@ -42,7 +42,7 @@ def test_a_label_manager_adds_a_label_and_sees_it_counted(page, log_in, label_ma
     # Give it to Ada with the Subscribers page's "Manage labels" dialog.
     page.get_by_role("navigation", name="Side menu").get_by_role("link", name="Subscribers").click()
     ada_row = page.get_by_role("row", name=re.compile("Ada Lovelace"))
-    ada_row.get_by_role("link", name="Manage labels of Ada Lovelace").click()
+    ada_row.get_by_role("button", name="Manage labels of Ada Lovelace").click()
     manage = page.get_by_role("dialog", name="Manage labels")
     manage.get_by_role("checkbox", name=TITLE).check()
     manage.get_by_role("button", name="Submit").click()
@@ -65,7 +65,7 @@ def test_the_dialog_explains_a_taken_name(page, log_in, label_manager, make_labe
     make_label("VIP", name="vip")
     log_in(label_manager)
     page.goto("/labels/")
-    page.get_by_role("link", name="Add").click()
+    page.get_by_role("button", name="Add").click()
     dialog = page.get_by_role("dialog", name="Add a label")
     dialog.get_by_label("Title").press_sequentially("Vip!")
     name = dialog.get_by_label("Name")
@@ -86,7 +86,7 @@ def test_the_dialog_explains_a_taken_name(page, log_in, label_manager, make_labe
 def test_the_add_dialog_works_with_the_keyboard_only(page, log_in, label_manager):
     log_in(label_manager)
     page.goto("/labels/")
-    add = page.get_by_role("link", name="Add")
+    add = page.get_by_role("button", name="Add")
     add.focus()
     page.keyboard.press("Enter")
     dialog = page.get_by_role("dialog", name="Add a label")
@@ -133,7 +133,7 @@ def test_a_label_manager_edits_and_deletes_a_label(
     log_in(label_manager)
     page.goto("/labels/")
 
-    page.get_by_role("link", name="Edit “Active users”").click()
+    page.get_by_role("button", name="Edit “Active users”").click()
     dialog = page.get_by_role("dialog", name="Edit a label")
     dialog.get_by_label("Title").fill("Engaged users")
     expect(dialog.get_by_label("Name")).to_have_value("active_users")
@@ -148,9 +148,9 @@ def test_a_label_manager_edits_and_deletes_a_label(
     expect(dialog).to_be_hidden()
     row = page.get_by_role("row", name=re.compile("Engaged users"))
     expect(row.get_by_text("engaged_users").filter(visible=True)).to_be_visible()
-    expect(page.get_by_role("link", name="Edit “Engaged users”")).to_be_focused()
+    expect(page.get_by_role("button", name="Edit “Engaged users”")).to_be_focused()
 
-    page.get_by_role("link", name="Delete “Engaged users”").click()
+    page.get_by_role("button", name="Delete “Engaged users”").click()
     dialog = page.get_by_role("dialog", name="Delete a label")
     expect(dialog.get_by_text("Delete “Engaged users”? 2 subscribers will lose this label.")).to_be_visible()
     page.wait_for_timeout(400)  # let the dialog finish fading in
@@ -168,8 +168,8 @@ def test_an_operator_sees_labels_without_the_buttons(page, log_in, operator, mak
     log_in(operator)
     page.goto("/labels/")
     expect(_count_link(page, "VIP")).to_have_text("0")
-    expect(page.get_by_role("link", name="Add")).to_have_count(0)
-    expect(page.get_by_role("link", name="Edit “VIP”")).to_have_count(0)
+    expect(page.get_by_role("button", name="Add")).to_have_count(0)
+    expect(page.get_by_role("button", name="Edit “VIP”")).to_have_count(0)
 
 
 def test_sorting_and_search_update_the_table_in_place(page, log_in, operator, make_label, make_subscriber):
@@ -216,7 +216,7 @@ def test_screenshots_of_the_page_and_the_dialog(
     screenshot(f"labels-page-{width}")
     assert page.evaluate(NO_SCROLLING), "the table needs scrolling"
 
-    page.get_by_role("link", name="Add").click()
+    page.get_by_role("button", name="Add").click()
     dialog = page.get_by_role("dialog", name="Add a label")
     dialog.get_by_label("Title").press_sequentially("Abandoned cart")
     expect(dialog.get_by_label("Name")).to_have_value("abandoned_cart")

@@ -55,7 +55,7 @@ def test_an_operator_filters_sorts_pages_and_manages_labels(page, log_in, operat
     expect(page.get_by_text("1\u201325 of 30 subscribers")).to_be_visible()
     expect(ada_row(page)).to_be_visible()
 
-    ada_row(page).get_by_role("link", name="Manage labels of Ada Lovelace").click()
+    ada_row(page).get_by_role("button", name="Manage labels of Ada Lovelace").click()
     dialog = page.get_by_role("dialog", name="Manage labels")
     expect(dialog).to_be_visible()
     expect(dialog.get_by_role("textbox", name="Subscriber")).to_have_value("Ada Lovelace")
@@ -81,7 +81,7 @@ def test_an_operator_filters_sorts_pages_and_manages_labels(page, log_in, operat
 def test_the_same_flow_with_the_keyboard_only(page, log_in, operator, audience):
     log_in(operator)
     page.goto("/subscribers/?label=vip&sort=created")
-    button = ada_row(page).get_by_role("link", name="Manage labels of Ada Lovelace")
+    button = ada_row(page).get_by_role("button", name="Manage labels of Ada Lovelace")
     button.focus()
     page.keyboard.press("Enter")
     dialog = page.get_by_role("dialog", name="Manage labels")
@@ -104,14 +104,14 @@ def test_the_same_flow_with_the_keyboard_only(page, log_in, operator, audience):
     expect(ada_row(page).get_by_text("Beta testers")).to_be_visible()
     expect(ada_row(page).get_by_text("Newsletter")).to_have_count(0)
     # Focus returns to the row's button.
-    expect(ada_row(page).get_by_role("link", name="Manage labels of Ada Lovelace")).to_be_focused()
+    expect(ada_row(page).get_by_role("button", name="Manage labels of Ada Lovelace")).to_be_focused()
     page.reload()
     expect(ada_row(page).get_by_text("Beta testers")).to_be_visible()
 
 
 def test_escape_closes_the_dialog_without_change(page, log_in, operator, audience):
     log_in(operator)
-    ada_button = ada_row(page).get_by_role("link", name="Manage labels of Ada Lovelace")
+    ada_button = ada_row(page).get_by_role("button", name="Manage labels of Ada Lovelace")
     page.goto("/subscribers/?sort=created")
     ada_button.click()
     dialog = page.get_by_role("dialog", name="Manage labels")
@@ -128,7 +128,7 @@ def test_on_a_phone_the_table_and_dialog_fit(page, log_in, operator, audience, s
     expect(page.get_by_text("1\u201325 of 35 subscribers")).to_be_visible()
     screenshot("subscribers-list-phone")
     page.goto("/subscribers/?sort=created")
-    ada_row(page).get_by_role("link", name="Manage labels of Ada Lovelace").click()
+    ada_row(page).get_by_role("button", name="Manage labels of Ada Lovelace").click()
     expect(page.get_by_role("dialog", name="Manage labels")).to_be_visible()
     screenshot("subscribers-manage-labels-phone")
 
@@ -139,7 +139,7 @@ def test_the_detail_page(page, log_in, operator, audience, screenshot):
     page.get_by_role("link", name="Ada Lovelace", exact=True).click()
     expect(page.get_by_role("heading", name="Ada Lovelace")).to_be_visible()
     expect(page.get_by_text(audience.foreign_id)).to_be_visible()
-    page.get_by_role("link", name="Manage labels").click()
+    page.get_by_role("button", name="Manage labels").click()
     dialog = page.get_by_role("dialog", name="Manage labels")
     dialog.get_by_role("checkbox", name="Beta testers").check()
     dialog.get_by_role("button", name="Submit").click()

@@ -31,7 +31,9 @@ class Command(BaseCommand):
         unknown = [name for name in labels if name not in found]
         if unknown:
             raise CommandError(f"No label is named {', '.join(unknown)}. Nothing was changed.")
-        params = QueryDict(filter.lstrip("?"))
+        params = QueryDict(filter.lstrip("?"), mutable=True)
+        for display_only in ("sort", "page", "per_page"):  # the page's query string may carry them: no filter
+            params.pop(display_only, None)
         extra = sorted(set(params) - set(SubscriberFilter.base_filters))
         if extra:
             raise CommandError(

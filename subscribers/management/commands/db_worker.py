@@ -18,7 +18,7 @@ from webhooks.tasks import requeue_stale_deliveries
 
 logger = logging.getLogger(__name__)
 
-SWEEP_SECONDS = 15
+SWEEP_SECONDS = 10
 SWEEPS = [resume_stalled_operations, requeue_stale_deliveries]
 
 
