@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: run test lint bench clean messages serve loadtest
+.PHONY: run test lint bench bench-broadcasts bench-csv clean messages translations serve loadtest
 
 $(PY):
 	@python$(PYTHON_VERSION) -V >/dev/null 2>&1 || { echo "Python $(PYTHON_VERSION) is needed (pyenv install $(PYTHON_VERSION))."; exit 1; }
@@ -21,10 +21,16 @@ $(STAMP): $(PY) pyproject.toml
 	@printf 'DEBUG=1\nSECRET_KEY=%s\n' "$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))')" > $@
 	@echo "Wrote .env (DEBUG=1 and a generated SECRET_KEY) for development."
 
+# After changing strings: collect them into locale/fr/LC_MESSAGES/*.po, then translate what is new there
+# (tests/test_i18n.py fails until every string has its French).
+translations: $(STAMP)
+	DEBUG=1 $(PY) manage.py makemessages --locale fr --no-obsolete --ignore=tests --ignore=bench --ignore=staticfiles
+	DEBUG=1 $(PY) manage.py makemessages --domain djangojs --locale fr --no-obsolete --ignore=static/vendor
+
 # The translations: locale/*/LC_MESSAGES/*.po compiled to .mo (needs gettext's msgfmt).
 messages: $(STAMP)
 	@command -v msgfmt >/dev/null 2>&1 || { echo "gettext is needed for the translations: apt-get install gettext"; exit 1; }
-	$(PY) manage.py compilemessages --ignore=.venv --verbosity 0
+	DEBUG=1 $(PY) manage.py compilemessages --ignore=.venv --verbosity 0
 
 run: $(STAMP) .env messages
 	$(PY) manage.py migrate --no-input
@@ -43,6 +49,16 @@ test: $(STAMP) messages
 # writes BENCHMARKS.md. `make bench BENCH_ARGS=--smoke` runs a tiny data set instead (seconds).
 bench: $(STAMP)
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# CSV import and export of a million subscribers (database hexasubs_bench_csv, its own): prints its section of
+# BENCHMARKS.md; `make bench-csv BENCH_CSV_ARGS=--write` writes it, `--smoke` runs 2,000 rows in seconds.
+bench-csv: $(STAMP)
+	$(PY) bench/csv_import.py $(BENCH_CSV_ARGS)
+
+# Broadcasts at a million subscribers (database hexasubs_bench_bc): the audience's freeze and the dispatch rate
+# with 1, 2 and 4 workers; writes the "Broadcasts" section of BENCHMARKS.md.
+bench-broadcasts: $(STAMP)
+	$(PY) bench/broadcasts.py --write $(BENCH_ARGS)
 
 # Production: settings from the environment (README, "Production"), then gunicorn with WEB_WORKERS workers
 # and TASK_WORKERS background workers (bulk label changes, webhooks); Ctrl-C stops them all.

@@ -1,6 +1,8 @@
 from django.contrib import admin, messages
+from django.contrib.humanize.templatetags.humanize import intcomma
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from api.actions import revoke_api_keys
 from api.models import ApiKey
@@ -9,7 +11,8 @@ from api.models import ApiKey
 @admin.action(description=_("Revoke the selected API keys"))
 def revoke_selected(modeladmin, request, queryset):
     count = revoke_api_keys(queryset)
-    modeladmin.message_user(request, _("%(count)d API keys revoked.") % {"count": count}, messages.SUCCESS)
+    text = ngettext("%(count)s API key revoked.", "%(count)s API keys revoked.", count) % {"count": intcomma(count)}
+    modeladmin.message_user(request, text, messages.SUCCESS)
 
 
 @admin.register(ApiKey)

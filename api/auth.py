@@ -7,7 +7,7 @@ from django.db.models import Exists, OuterRef
 from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 from ninja.errors import HttpError
 from ninja.security import HttpBearer
 from ninja.throttling import BaseThrottle
@@ -18,7 +18,7 @@ from api.models import ApiKey, split_key
 from subscribers.models import Channel
 
 MAX_BODY_BYTES = 64 * 1024
-NUL_MESSAGE = _lazy("Null characters are not allowed.")
+NUL_MESSAGE = gettext_lazy("Null characters are not allowed.")
 
 
 class ApiKeyAuth(HttpBearer):

@@ -37,24 +37,37 @@ def encode_cursor(subscriber: Subscriber, *, by_id: bool) -> str:
 
 
 def after_cursor(subscribers, cursor: str, *, by_id: bool):
-    """The subscribers after `cursor`: an index range scan in either order, however deep the page.
+    """The subscribers after `cursor` in (updated_at, id) order: an index range scan however deep the page.
 
-    By id for label-filtered lists; else by (updated_at, id), compared as one
-    row value so PostgreSQL reads the (updated_at, id) index from that point on
-    (the equivalent `a > x OR (a = x AND id > y)` is no index range).
+    Compared as one row value, so PostgreSQL reads the (updated_at, id) index
+    from that point on (the equivalent `a > x OR (a = x AND id > y)` is no
+    index range). Label-filtered lists go by id: see `id_after`.
     """
+    updated_at, pk = _decode(cursor, "updated", 2)
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        kind, *values = raw.split("|")
-        if by_id:
-            if kind != "id" or len(values) != 1:
-                raise ValueError(cursor)
-            return subscribers.filter(pk__gt=int(values[0]))
-        if kind != "updated" or len(values) != 2:
-            raise ValueError(cursor)
-        updated_at, pk = datetime.fromisoformat(values[0]), int(values[1])
+        updated_at = datetime.fromisoformat(updated_at)
         if updated_at.tzinfo is None:
             raise ValueError(cursor)
+        return subscribers.filter(TupleGreaterThan(Tuple("updated_at", "pk"), (updated_at, int(pk))))
+    except ValueError as exc:
+        raise BadCursor(_("The cursor is not one this API returned.")) from exc
+
+
+def id_after(cursor: str) -> int:
+    """The id a label-filtered list goes on after (the filter repeats it inside its label subqueries)."""
+    (pk,) = _decode(cursor, "id", 1)
+    try:
+        return int(pk)
+    except ValueError as exc:
+        raise BadCursor(_("The cursor is not one this API returned.")) from exc
+
+
+def _decode(cursor: str, kind: str, count: int) -> list[str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise BadCursor(_("The cursor is not one this API returned.")) from exc
-    return subscribers.filter(TupleGreaterThan(Tuple("updated_at", "pk"), (updated_at, pk)))
+    found, *values = raw.split("|")
+    if found != kind or len(values) != count:
+        raise BadCursor(_("The cursor is not one this API returned."))
+    return values

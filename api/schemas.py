@@ -174,3 +174,14 @@ class OperationMember(Schema):
 class OperationMemberPage(Schema):
     items: list[OperationMember]
     next_cursor: str | None = Field(description="Pass as `after` to get the next page; null on the last page.")
+
+
+class OptOutIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    opted_out: bool = Field(description="true when the person said STOP; false when they ask for messages again.")
+
+
+class OptOutOut(Schema):
+    opted_out: bool
+    opted_out_at: datetime | None = Field(description="Since when the person receives no promotional message.")

@@ -1,6 +1,6 @@
 """The bot-runtime API under /api/v1/: subscribers in, profiles and labels out, labels set."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from django.http import Http404
@@ -8,8 +8,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils.datastructures import MultiValueDict
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_lazy, ngettext
 from ninja import NinjaAPI, Query, Status
 from ninja.errors import AuthenticationError, HttpError
 from ninja.openapi.docs import Swagger
@@ -26,6 +25,8 @@ from api.schemas import (
     LabelIn,
     LabelOut,
     OperationMemberPage,
+    OptOutIn,
+    OptOutOut,
     ProfileIn,
     SubscriberOut,
     SubscriberPage,
@@ -50,7 +51,7 @@ class LocalSwagger(Swagger):
 api = NinjaAPI(
     title="Hexasubs bot API",
     version="1",
-    description=_lazy(
+    description=gettext_lazy(
         "For the bot runtime: send `Authorization: Bearer <API key>`. Keys are created by staff in the "
         "administration. Too many requests get 429 with Retry-After."
     ),
@@ -134,8 +135,8 @@ def _unknown_labels(request, exc):
     "/channels/{channel}/subscribers/{foreign_id}",
     tags=["Subscribers"],
     response={200: SubscriberOut, 201: SubscriberOut, **ON_CHANNEL},
-    summary=_lazy("Record an interaction"),
-    description=_lazy(
+    summary=gettext_lazy("Record an interaction"),
+    description=gettext_lazy(
         "Creates the subscriber on first contact (201), otherwise updates the fields that changed (200)."
     ),
 )
@@ -158,7 +159,7 @@ def _check_foreign_id(foreign_id):
     "/channels/{channel}/subscribers/{foreign_id}",
     tags=["Subscribers"],
     response={200: SubscriberOut, **ON_CHANNEL},
-    summary=_lazy("A subscriber's profile and labels"),
+    summary=gettext_lazy("A subscriber's profile and labels"),
 )
 def get_subscriber(request, channel: str, foreign_id: str):
     channel_obj = permitted_channel(request.auth, channel)
@@ -170,8 +171,8 @@ def get_subscriber(request, channel: str, foreign_id: str):
     "/channels/{channel}/subscribers/{foreign_id}/labels",
     tags=["Subscribers"],
     response={200: SubscriberOut, 400: UnknownLabels, **ON_CHANNEL},
-    summary=_lazy("Add and remove labels"),
-    description=_lazy("Unknown label names give 400 listing them, and nothing is changed."),
+    summary=gettext_lazy("Add and remove labels"),
+    description=gettext_lazy("Unknown label names give 400 listing them, and nothing is changed."),
 )
 def post_subscriber_labels(request, channel: str, foreign_id: str, change: LabelChangeIn):
     channel_obj = permitted_channel(request.auth, channel)
@@ -186,12 +187,29 @@ def post_subscriber_labels(request, channel: str, foreign_id: str, change: Label
     return _subscriber_out(queries.with_labels(Subscriber.objects).get(pk=subscriber.pk))
 
 
+@api.put(
+    "/channels/{channel}/subscribers/{foreign_id}/opt-out",
+    tags=["Subscribers"],
+    response={200: OptOutOut, **ON_CHANNEL},
+    summary=gettext_lazy("Opt out of promotional messages, or back in"),
+    description=gettext_lazy(
+        'Send `{"opted_out": true}` when the person says STOP: broadcasts never send them promotional messages '
+        "again, from the next message on. `false` opts them back in. Not a profile change: `updated_at` stays."
+    ),
+)
+def put_opt_out(request, channel: str, foreign_id: str, body: OptOutIn):
+    channel_obj = permitted_channel(request.auth, channel)
+    subscriber = get_object_or_404(Subscriber, channel=channel_obj, foreign_id=foreign_id)
+    subscriber_actions.set_opt_out(subscriber, body.opted_out)
+    return {"opted_out": subscriber.opted_out_at is not None, "opted_out_at": subscriber.opted_out_at}
+
+
 @api.get(
     "/subscribers",
     tags=["Subscribers"],
     response={200: SubscriberPage, 400: UnknownLabels, **ON_CHANNEL},
-    summary=_lazy("Subscribers, filtered like the Subscribers page"),
-    description=_lazy(
+    summary=gettext_lazy("Subscribers, filtered like the Subscribers page"),
+    description=gettext_lazy(
         "The Subscribers page's own filters. Filtered by labels, ordered by id; otherwise by (updated_at, id), "
         "`updated_at` being the profile's date (label changes do not move it: read `/label-changes`). "
         "Follow `next_cursor` with the same filters."
@@ -210,24 +228,33 @@ def list_subscribers(
 ):
     if updated_since is not None and updated_since.tzinfo is None:
         raise InvalidInput(["query", "updated_since"], _("Give a time zone, such as 2026-01-31T12:00:00Z."))
+    try:
+        updated_since = updated_since and updated_since.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(["query", "updated_since"], _("This time is outside the calendar once in UTC.")) from None
     if channel:
         permitted_channel(request.auth, channel)
     if label:
         _labels_named(label)
+    by_id = bool(label)
+    try:
+        after = queries.id_after(cursor) if cursor and by_id else None
+    except queries.BadCursor as exc:
+        raise InvalidInput(["query", "cursor"], str(exc)) from None
     params = {"label": label or [], "label_mode": [mode], "channel": [channel], "locale": [locale], "q": [q]}
     filters = SubscriberFilter(
         MultiValueDict({name: values for name, values in params.items() if any(values)}),
         queryset=Subscriber.objects.filter(permitted_channels(request.auth)),
+        ids_after=after,
     )
     if not filters.is_valid():
         raise InvalidInput(["query"], " ".join(filters.problems()))
     subscribers = filters.qs
     if updated_since is not None:
         subscribers = subscribers.filter(updated_at__gte=updated_since)
-    by_id = bool(label)
-    if cursor:
+    if cursor and not by_id:
         try:
-            subscribers = queries.after_cursor(subscribers, cursor, by_id=by_id)
+            subscribers = queries.after_cursor(subscribers, cursor, by_id=False)
         except queries.BadCursor as exc:
             raise InvalidInput(["query", "cursor"], str(exc)) from None
     ordered = subscribers.order_by("pk") if by_id else subscribers.order_by("updated_at", "pk")
@@ -244,8 +271,8 @@ def list_subscribers(
     "/label-changes",
     tags=["Label changes"],
     response={200: LabelChangePage, 422: FieldErrors, **COMMON},
-    summary=_lazy("Label changes, oldest first"),
-    description=_lazy(
+    summary=gettext_lazy("Label changes, oldest first"),
+    description=gettext_lazy(
         "Every label added to or removed from a subscriber: single changes one by one, bulk changes as one "
         "entry each with a link to who they changed. Keep the last `next_cursor` and poll with it as `after`. "
         "Entries appear a few seconds after they are made, once every transaction before them has committed."
@@ -292,8 +319,8 @@ def _change_entry(entry) -> dict:
     tags=["Bulk changes"],
     response={200: OperationMemberPage, 422: FieldErrors, **ON_CHANNEL},
     url_name="label_operation_members",
-    summary=_lazy("Who a bulk label change changed"),
-    description=_lazy("Each subscriber and label the operation added or removed, by subscriber id."),
+    summary=gettext_lazy("Who a bulk label change changed"),
+    description=gettext_lazy("Each subscriber and label the operation added or removed, by subscriber id."),
 )
 def list_operation_members(request, operation_id: int, after: str = "", limit: int = Query(500, ge=1, le=5000)):
     operation = get_object_or_404(LabelOperation, pk=operation_id)
@@ -315,7 +342,7 @@ def list_operation_members(request, operation_id: int, after: str = "", limit: i
     }
 
 
-@api.get("/labels", tags=["Labels"], response={200: list[LabelOut], **COMMON}, summary=_lazy("Every label"))
+@api.get("/labels", tags=["Labels"], response={200: list[LabelOut], **COMMON}, summary=gettext_lazy("Every label"))
 def list_labels(request):
     return list(Label.objects.order_by("name"))
 
@@ -324,8 +351,8 @@ def list_labels(request):
     "/labels",
     tags=["Labels"],
     response={201: LabelOut, 422: FieldErrors, **COMMON},
-    summary=_lazy("Create a label"),
-    description=_lazy(
+    summary=gettext_lazy("Create a label"),
+    description=gettext_lazy(
         "Checked like the app's label dialog: unique title and name; a blank name is made from the title."
     ),
 )

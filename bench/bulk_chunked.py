@@ -529,7 +529,8 @@ def run_all(
         "subscribers": Subscriber.objects.count(),
         "smoke": smoke,
         "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "command": " ".join(["bench/bulk_chunked.py", *sys.argv[1:]])
+        # The options that shape the measurement, not where its results were saved.
+        "command": " ".join(["bench/bulk_chunked.py", *_measuring_options(sys.argv[1:])])
         if sys.argv[0].endswith("bulk_chunked.py")
         else "make bench",
         "cores": os.cpu_count(),
@@ -606,6 +607,18 @@ def rows(report):
             )
         )
     return out
+
+
+def _measuring_options(argv: list[str]) -> list[str]:
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("--save", "--render", "--write"):
+            skip = arg != "--write"
+        elif not arg.startswith(("--save=", "--render=", "--write=")):
+            kept.append(arg)
+    return kept
 
 
 def section(report) -> str:
@@ -775,18 +788,35 @@ def section(report) -> str:
     return "\n".join(lines) + "\n"
 
 
+BEGIN, END = "<!-- bulk-chunked -->", "<!-- /bulk-chunked -->"
+
+
 def replace_section(path: Path, text: str) -> None:
-    """Put `text` in place of this section of `path` (up to the next `## ` heading), or at the end."""
+    """Put `text` in place of this section of `path`, leaving every other section as it is.
+
+    The section sits between its own markers; a copy without them ends at the next `## ` heading or
+    `<!--` marker line. Without either it is appended at the end.
+    """
     lines = path.read_text().splitlines() if path.exists() else []
-    try:
+    block = [BEGIN, *text.rstrip("\n").splitlines(), END]
+    if BEGIN in lines and END in lines[lines.index(BEGIN) :]:
+        start = lines.index(BEGIN)
+        end = lines.index(END, start) + 1
+    elif SECTION in lines:
         start = lines.index(SECTION)
-    except ValueError:
-        body = "\n".join(lines).rstrip("\n")
-        path.write_text((body + "\n\n" if body else "") + text)
-        return
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    before, after = "\n".join(lines[:start]).rstrip("\n"), "\n".join(lines[end:])
-    path.write_text(before + "\n\n" + text + ("\n" + after + "\n" if after else ""))
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i].startswith(("## ", "<!--"))),
+            len(lines),
+        )
+    else:
+        start = end = len(lines)
+    before, after = lines[:start], lines[end:]
+    while before and not before[-1].strip():
+        before.pop()
+    while after and not after[0].strip():
+        after.pop(0)
+    out = [*before, *([""] if before else []), *block, *([""] if after else []), *after]
+    path.write_text("\n".join(out) + "\n")
 
 
 def main(argv=None) -> int:

@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "ninja",
     "api",
     "webhooks",
+    "broadcasts",
     "axes",
 ]
 
@@ -150,6 +151,20 @@ IMPORT_UPLOAD_LIMIT_MB = _read("IMPORT_UPLOAD_LIMIT_MB", env.int, 200)
 if IMPORT_UPLOAD_LIMIT_MB < 1:
     raise ImproperlyConfigured("The environment variable IMPORT_UPLOAD_LIMIT_MB is malformed: use 1 or more.")
 IMPORT_DIR = Path(_read("IMPORT_DIR", env.str, str(BASE_DIR / "var" / "imports")))
+
+# Broadcasts (broadcasts/): at most BROADCAST_FREQUENCY_CAP promotional messages per subscriber in any 24 hours;
+# promotional messages on Messenger only to people whose last message is younger than BROADCAST_WINDOW_HOURS
+# (Messenger's window is 24 h: the rest is a safety margin for the time the sending takes).
+BROADCAST_FREQUENCY_CAP = _read("BROADCAST_FREQUENCY_CAP", env.int, 1)
+BROADCAST_WINDOW_HOURS = _read("BROADCAST_WINDOW_HOURS", env.float, 23)
+if not 0 < BROADCAST_WINDOW_HOURS <= 24 or BROADCAST_FREQUENCY_CAP < 0:
+    raise ImproperlyConfigured(
+        "BROADCAST_WINDOW_HOURS must be above 0 and at most 24, and BROADCAST_FREQUENCY_CAP 0 or more."
+    )
+# Where the Messenger connector calls the Graph Send API (tests point it at a fake server on 127.0.0.1).
+MESSENGER_GRAPH_URL = _read("MESSENGER_GRAPH_URL", env.str, "https://graph.facebook.com/v23.0")
+# How many background tasks share one broadcast's sending (each a loop claiming batches): one per worker.
+BROADCAST_WORKERS = _read("BROADCAST_WORKERS", env.int, 2)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -31,7 +31,7 @@ class Color(models.TextChoices):
     YELLOW = "yellow", _("Yellow")
     GREEN = "green", _("Green")
     TEAL = "teal", _("Teal")
-    GRAY = "gray", _("Gray")
+    GRAY = "gray", _("Grey")  # British English, as "colour"
 
 
 class LabelQuerySet(models.QuerySet):

@@ -106,16 +106,22 @@ def label_delete(request, pk):
                 lost,
             ) % {**params, "count": intcomma(lost)}
         else:
-            message = _(
+            message = ngettext(
+                "“%(title)s” is being taken away from %(count)s subscriber in the background; "
+                "it is deleted when that is done (see Bulk changes).",
                 "“%(title)s” is being taken away from %(count)s subscribers in the background; "
-                "it is deleted when that is done (see Bulk changes)."
+                "it is deleted when that is done (see Bulk changes).",
+                taking_away.total_count,
             ) % {**params, "count": intcomma(taking_away.total_count)}
         return _done(request, message)
     carriers = label.assignments.count()
     if carriers > settings.BULK_BACKGROUND_THRESHOLD:
-        effect = _(
+        effect = ngettext(
+            "%(count)s subscriber will lose this label. So many take a while: it is taken away from them in "
+            "the background, with its progress under Bulk changes, and deleted when that is done.",
             "%(count)s subscribers will lose this label. So many take a while: it is taken away from them in "
-            "the background, with its progress under Bulk changes, and deleted when that is done."
+            "the background, with its progress under Bulk changes, and deleted when that is done.",
+            carriers,
         ) % {"count": intcomma(carriers)}
     elif carriers:
         effect = ngettext(

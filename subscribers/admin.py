@@ -25,7 +25,7 @@ class SubscriberLabelInline(admin.TabularInline):
     """Shows who assigned each label and when; changes go through the label actions."""
 
     model = SubscriberLabel
-    fields = ["label", "assigned_at", "assigned_by"]
+    fields = ["assigned_label", "assigned_at", "assigned_by"]
     readonly_fields = fields
     extra = 0
     max_num = 0
@@ -33,6 +33,10 @@ class SubscriberLabelInline(admin.TabularInline):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("label", "assigned_by")
+
+    @admin.display(description=_("label"))  # the field itself has no translated name
+    def assigned_label(self, assignment):
+        return assignment.label
 
 
 class PickLabelsForm(forms.Form):

@@ -4,7 +4,7 @@ from django.utils.translation import gettext_lazy as _
 
 class SubscribersConfig(AppConfig):
     name = "subscribers"
-    # The admin shows "Subscriber management › Subscribers", not "Subscribers › Subscribers".
+    # The admin shows "Subscriber management > Subscribers", not "Subscribers > Subscribers".
     verbose_name = _("Subscriber management")
 
     def ready(self):

@@ -64,10 +64,6 @@ class SubscriberFilterForm(forms.Form):
         return cleaned
 
 
-def _assignments():
-    return SubscriberLabel.objects.filter(subscriber=OuterRef("pk"))
-
-
 class FullName(Func):
     """`first_name || ' ' || last_name`: what the name search looks in.
 
@@ -134,7 +130,23 @@ class SubscriberFilter(django_filters.FilterSet):
 
     Label filters are `Exists` subqueries on the assignments, so a subscriber
     with several matching labels still appears once, without DISTINCT.
+
+    `ids_after` / `ids_up_to` limit the subscribers to a range of ids, repeated
+    inside each label subquery: PostgreSQL does not carry a range on the
+    subscriber's id into them, and otherwise walks a big label's index from its
+    first carrier (105 ms for a chunk of bulk change half-way through a million,
+    0.5 ms with the range). The chunks of bulk changes and the API's id cursor use it.
     """
+
+    def __init__(self, *args, ids_after: int | None = None, ids_up_to: int | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.id_range = {bound: value for bound, value in (("gt", ids_after), ("lte", ids_up_to)) if value is not None}
+        if self.id_range:
+            self.queryset = self.queryset.filter(**{f"pk__{bound}": value for bound, value in self.id_range.items()})
+
+    def _assignments(self):
+        assignments = SubscriberLabel.objects.filter(subscriber=OuterRef("pk"))
+        return assignments.filter(**{f"subscriber_id__{bound}": value for bound, value in self.id_range.items()})
 
     q = django_filters.CharFilter(method="search", label=_("Search"))
     channel = django_filters.ModelMultipleChoiceFilter(
@@ -217,9 +229,9 @@ class SubscriberFilter(django_filters.FilterSet):
         ids = [label.pk for label in labels]
         if mode == "all":
             for label_id in ids:
-                queryset = queryset.filter(Exists(_assignments().filter(label=label_id)))
+                queryset = queryset.filter(Exists(self._assignments().filter(label=label_id)))
             return queryset
-        carrying = Exists(_assignments().filter(label__in=ids))
+        carrying = Exists(self._assignments().filter(label__in=ids))
         return queryset.filter(~carrying if mode == "none" else carrying)
 
     def applied_in_filter_queryset(self, queryset, name, value):
@@ -240,7 +252,7 @@ class SubscriberFilter(django_filters.FilterSet):
         return queryset.filter(Q(locale__iexact=tag) | Q(locale__istartswith=f"{tag}-"))
 
     def without_labels(self, queryset, name, value):
-        return queryset.filter(~Exists(_assignments())) if value else queryset
+        return queryset.filter(~Exists(self._assignments())) if value else queryset
 
     def on_or_after(self, queryset, name, value):
         start = _start_of(value)

@@ -57,15 +57,18 @@ class ImportSettingsForm(forms.ModelForm):
         self.fields["channel"].queryset = Channel.objects.order_by("title", "pk")
         self.fields["channel"].empty_label = _("The file's channel column")
         self.fields["channel"].label = _("Channel of every row")
-        self.initial.setdefault("replace_labels", "1" if job.replace_labels else "0")
-        self.initial.setdefault("create_labels", "1" if job.create_labels and may_create_labels else "0")
+        self.initial["replace_labels"] = "1" if job.replace_labels else "0"
+        self.initial["create_labels"] = "1" if job.create_labels and may_create_labels else "0"
         self.may_create_labels = may_create_labels
         if not may_create_labels:
             self.fields["create_labels"].disabled = True
             self.fields["create_labels"].help_text = _(
                 "You may not create labels: rows naming a label that does not exist are rejected."
             )
-        choices = [(IGNORE, _("Ignore this column")), *((name, imports.COLUMN_TITLES[name]) for name in imports.COLUMNS)]
+        choices = [
+            (IGNORE, _("Ignore this column")),
+            *((name, imports.COLUMN_TITLES[name]) for name in imports.COLUMNS),
+        ]
         self.column_names = []
         for index, title in enumerate(job.header):
             name = f"column_{index}"
@@ -132,7 +135,12 @@ class ExportForm(BulkSelectionForm):
     """The selection to export (the table's filter, or ticked rows) and the file's format."""
 
     kind = None
-    format = forms.ChoiceField(label=_("Format"), choices=FORMATS, initial="csv", widget=forms.RadioSelect)
+    format = forms.ChoiceField(
+        label=_("Format"), choices=FORMATS, initial="csv", required=False, widget=forms.RadioSelect
+    )
+
+    def clean_format(self):
+        return self.cleaned_data["format"] or "csv"
 
     def clean(self):
         cleaned = forms.Form.clean(self)

@@ -9,6 +9,7 @@ rows) selects.
 
 import csv
 from datetime import date
+from itertools import zip_longest
 
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
@@ -55,7 +56,7 @@ class ImportUploadHandler(FileUploadHandler):
 
     def new_file(self, *args, **kwargs):
         super().new_file(*args, **kwargs)
-        self.stored = imports.StoredFile(self.file_name)
+        self.stored = imports.StoredFile(self.file_name, limit=imports.upload_limit())
 
     def receive_data_chunk(self, raw_data, start):
         try:
@@ -138,14 +139,17 @@ def import_detail(request, pk):
         elif request.POST.get("action") == "import" and job.is_finished and job.dry_run:
             return _start(request, job, dry_run=False)
         return redirect(job.get_absolute_url())
-    context = {"job": job, "can_import": True}
+    context = {"job": job, "problems": _problems(job)}
     if request.htmx and not request.htmx.history_restore_request:
         response = render(request, "subscribers/import_detail.html#status", context)
-        if job.is_finished:
-            trigger_client_event(response, "import-finished")
+        if job.is_finished:  # the last poll: refresh what shows subscribers
+            trigger_client_event(response, "subscribers-changed")
         return response
-    context["problems"] = job.problems.order_by("row")[:PROBLEMS_SHOWN] if job.is_finished else []
     return render(request, "subscribers/import_detail.html", context)
+
+
+def _problems(job):
+    return list(job.problems.order_by("row")[:PROBLEMS_SHOWN]) if job.is_finished else []
 
 
 def _settings(request, job):
@@ -164,7 +168,15 @@ def _settings(request, job):
     else:
         form, status = ImportSettingsForm(instance=job, may_create_labels=may_create_labels), 200
     job.refresh_from_db()
-    context = {"job": job, "form": form, "preview": imports.preview(job), "fields": job.fields}
+    shown = imports.preview(job)
+    context = {
+        "job": job,
+        "form": form,
+        "preview": shown,
+        "columns": list(zip_longest(form.column_fields(), shown.samples[: len(job.header)], fillvalue="")),
+        "field_titles": [imports.COLUMN_TITLES[name] for name in job.fields],
+        "wrapping": ["foreign_id", "first_name", "last_name", "labels"],
+    }
     template = "subscribers/import_detail.html"
     if request.htmx and not request.htmx.history_restore_request:
         template += "#settings"
@@ -195,8 +207,8 @@ def import_cancel(request, pk):
         messages.warning(request, _("%(import)s had already ended.") % {"import": job})
     if request.htmx:
         job.refresh_from_db()
-        response = render(request, "subscribers/import_detail.html#status", {"job": job, "can_import": True})
-        return trigger_client_event(response, "import-finished")
+        response = render(request, "subscribers/import_detail.html#status", {"job": job, "problems": _problems(job)})
+        return trigger_client_event(response, "subscribers-changed")
     return redirect(job.get_absolute_url())
 
 
@@ -233,7 +245,9 @@ def _ascii(name: str) -> str:
 @permission_required(VIEW, raise_exception=True)
 def export_dialog(request):
     """The Export dialog (hexasubs.dialogs): what is exported, in which format, and the download."""
-    form = ExportForm(request.GET)
+    data = request.GET.copy()
+    data.setdefault("format", "csv")
+    form = ExportForm(data)
     context = {"form": form, "back_url": request.GET.get("next") or "", "step": "choose"}
     if not form.is_valid():
         context["step"] = "problem"
@@ -252,9 +266,7 @@ def export_download(request):
         context = {"form": form, "back_url": "", "step": "problem"}
         return render_dialog(request, "subscribers/export.html#content", context, title=_("Export"), status=422)
     excel = form.cleaned_data["format"] == "excel"
-    chunks = exports.csv_chunks(
-        subscribers_matching(form.selection()), delimiter=";" if excel else ",", bom=excel
-    )
+    chunks = exports.csv_chunks(subscribers_matching(form.selection()), delimiter=";" if excel else ",", bom=excel)
     response = StreamingHttpResponse(chunks, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="subscribers-{date.today().isoformat()}.csv"'
     return response

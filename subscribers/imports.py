@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
+from operator import itemgetter
 from pathlib import Path
 
 from django.conf import settings
@@ -145,10 +146,11 @@ def upload_limit() -> int:
 class StoredFile:
     """A file being written to IMPORT_DIR chunk by chunk: counts its bytes and lines, refuses it past the limit.
 
-    Used by the upload handler and by the import command alike.
+    Used by the upload handler and by the import command alike (which has no limit: the file is the server's).
     """
 
-    def __init__(self, original_name: str):
+    def __init__(self, original_name: str, *, limit: int | None = None):
+        self.limit = limit
         self.original_name = Path(original_name or "subscribers.csv").name[:255]
         # Closed by close() or discard(): the file outlives this object, for the import to read.
         self._file = tempfile.NamedTemporaryFile(  # noqa: SIM115
@@ -165,7 +167,7 @@ class StoredFile:
 
     def write(self, chunk: bytes) -> None:
         self.size += len(chunk)
-        if self.size > upload_limit():
+        if self.limit is not None and self.size > self.limit:
             self.discard()
             raise FileProblem(
                 _("The file is larger than %(limit)s MB, the upload limit. Split it, or ask for a higher limit.")
@@ -190,9 +192,9 @@ class StoredFile:
         return max(0, lines - 1)
 
 
-def store_file(source, original_name: str) -> StoredFile:
-    """Copy a binary file object into IMPORT_DIR, 1 MB at a time. Raises FileProblem past the upload limit."""
-    stored = StoredFile(original_name)
+def store_file(source, original_name: str, *, limit: int | None = None) -> StoredFile:
+    """Copy a binary file object into IMPORT_DIR, 1 MB at a time. Raises FileProblem past `limit` bytes."""
+    stored = StoredFile(original_name, limit=limit)
     try:
         while chunk := source.read(1024 * 1024):
             stored.write(chunk)
@@ -405,7 +407,10 @@ class CheckedRow:
 
     @property
     def staged(self) -> tuple:
-        return tuple(self.values[name] for name in STAGED_COLUMNS)
+        return _staged_values(self.values)
+
+
+_staged_values = itemgetter(*STAGED_COLUMNS)
 
 
 class RowChecker:
@@ -415,14 +420,19 @@ class RowChecker:
         self.header = job.header
         self.width = len(job.header)
         self.columns = [(index, name) for index, name in enumerate(job.mapping) if name]
+        # Each mapped column's checker, looked up once rather than once a cell.
+        self.checks = [(index, getattr(self, f"_{name}"), job.header[index]) for index, name in self.columns]
         self.channels = dict(Channel.objects.values_list("name", "pk"))
         self.default_channel = job.channel_id
         self.zone = timezone.get_current_timezone()
+        self.blank = {
+            **dict.fromkeys(STAGED_COLUMNS, ""),
+            **dict.fromkeys(DATE_COLUMNS),
+            "channel_id": self.default_channel,
+        }
 
     def check(self, record: Record) -> CheckedRow:
-        values = {name: "" for name in STAGED_COLUMNS}
-        values.update({name: None for name in DATE_COLUMNS}, channel_id=self.default_channel)
-        checked = CheckedRow(record.row, record.offset, values, None)
+        checked = CheckedRow(record.row, record.offset, self.blank.copy(), None)
         if record.cells is None:
             checked.errors.append(("", _("The row cannot be read as CSV (%(error)s).") % {"error": record.error}))
             return checked
@@ -438,11 +448,13 @@ class RowChecker:
                 )
             )
             return checked
-        for index, name in self.columns:
+        cells = record.cells
+        for index, check, column in self.checks:
+            cell = cells[index]
             try:
-                getattr(self, f"_{name}")(checked, restore(record.cells[index]))
+                check(checked, restore(cell) if cell[:1] == "'" else cell)
             except CellError as error:
-                checked.errors.append((self.header[index], str(error)))
+                checked.errors.append((column, str(error)))
         return checked
 
     def _channel(self, checked, value):
@@ -512,12 +524,12 @@ class RowChecker:
         if not value:
             return
         try:
-            moment = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+            moment = datetime.fromisoformat(value)
         except ValueError:
             raise CellError(
                 _("“%(value)s” is not an ISO 8601 date such as 2026-11-25 or 2026-11-25T14:02:00Z.") % {"value": value}
             ) from None
-        if timezone.is_naive(moment):
+        if moment.tzinfo is None:
             try:
                 moment = timezone.make_aware(moment, self.zone)
             except (ValueError, OverflowError, zoneinfo.ZoneInfoNotFoundError):  # pragma: no cover
@@ -554,8 +566,9 @@ class Batch:
     finished: bool
 
 
-def read_batch(job, checker: RowChecker, limit: int = CHUNK_ROWS) -> Batch:
-    """Check up to `limit` rows of the job's file from its `read_offset` (blank lines are skipped)."""
+def read_batch(job, checker: RowChecker, limit: int | None = None) -> Batch:
+    """Check up to `limit` rows (CHUNK_ROWS) of the job's file from its `read_offset` (blank lines are skipped)."""
+    limit = limit or CHUNK_ROWS
     batch = Batch([], [], job.read_offset, job.last_row, 0, True)
     for record in records(import_dir() / job.file_name, job.delimiter, job.read_offset, job.last_row + 1):
         batch.end, batch.last_row = record.end, record.row
@@ -658,3 +671,12 @@ def rejected_rows(job) -> Iterator[list[str]]:
 def file_has_bom(job) -> bool:
     with open(import_dir() / job.file_name, "rb") as file:
         return file.read(len(UTF8_BOM)) == UTF8_BOM
+
+
+def write_rejected_rows(job, path: Path) -> None:
+    """The rejected rows CSV (as the Import page's download) written to `path`, for the import command."""
+    with open(path, "w", encoding="utf-8", newline="") as file:
+        if file_has_bom(job):
+            file.write(UTF8_BOM.decode())
+        writer = csv.writer(file, delimiter=job.delimiter, lineterminator="\r\n")
+        writer.writerows(rejected_rows(job))

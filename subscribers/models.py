@@ -3,8 +3,8 @@ from django.contrib.humanize.templatetags.humanize import intcomma
 from django.db import models
 from django.urls import reverse
 from django.utils.timezone import now
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 from django_countries.fields import CountryField
 
 from hexasubs.quotes import quoted
@@ -43,7 +43,8 @@ class Channel(models.Model):
         ]
 
     def __str__(self):
-        return self.title
+        # The standard channels' titles are translated (migration 0002 marks them); others show as typed.
+        return gettext(self.title)
 
 
 class Subscriber(models.Model):
@@ -71,6 +72,9 @@ class Subscriber(models.Model):
     created_at = models.DateTimeField(_("created"), default=now)
     updated_at = models.DateTimeField(_("updated"), default=now)
     last_seen_at = models.DateTimeField(_("last seen"), null=True, blank=True)
+    # Not part of the profile (it does not move `updated_at`): set by subscribers.actions.set_opt_out, from the
+    # bot API when the person says STOP, or by an operator. Broadcasts never send to an opted-out person.
+    opted_out_at = models.DateTimeField(_("opted out of promotional messages"), null=True, blank=True)
     labels = models.ManyToManyField(
         Label, through="SubscriberLabel", related_name="subscribers", blank=True, verbose_name=_("labels")
     )
@@ -83,6 +87,7 @@ class Subscriber(models.Model):
             ("change_subscriber_labels", _("Can change the labels of subscribers")),
             # Not given to Operators: an import creates and rewrites subscribers by the million.
             ("import_subscribers", _("Can import subscribers")),
+            ("change_subscriber_opt_out", _("Can opt subscribers out of promotional messages, and back in")),
         ]
         constraints = [
             # foreign_id first: the same index also finds a foreign id on any channel (the search box does).
@@ -295,7 +300,13 @@ class LabelOperation(models.Model):
         changed, selected = self.changed_count, self.selected_count
         params = {"labels": self.quoted_labels, "changed": intcomma(changed), "selected": intcomma(selected)}
         if self.status == self.Status.CANCELLED:
-            prefix = _("Cancelled after %(selected)s subscribers.") % params + " "
+            prefix = (
+                ngettext(
+                    "Cancelled after %(selected)s subscriber.", "Cancelled after %(selected)s subscribers.", selected
+                )
+                % params
+                + " "
+            )
         else:
             prefix = ""
         if len(self.label_names) == 1:
@@ -597,6 +608,11 @@ class SubscriberImport(models.Model):
         return "labels" in self.mapping
 
     @property
+    def ignored_columns(self) -> list[str]:
+        """The file's columns that fill nothing: reported, not read."""
+        return [title for title, field in zip(self.header, self.mapping, strict=False) if not field]
+
+    @property
     def changed_nothing(self) -> bool:
         return not (self.created_count or self.updated_count or self.labels_added or self.labels_removed)
 
@@ -634,9 +650,21 @@ class SubscriberImport(models.Model):
                 "unchanged": intcomma(self.unchanged_count),
             }
             if self.dry_run:
-                parts = [_("Would create %(created)s subscribers, change %(updated)s, leave %(unchanged)s as they are.")]
+                parts = [
+                    ngettext(
+                        "Would create %(created)s subscriber, change %(updated)s, leave %(unchanged)s as they are.",
+                        "Would create %(created)s subscribers, change %(updated)s, leave %(unchanged)s as they are.",
+                        self.created_count,
+                    )
+                ]
             else:
-                parts = [_("Created %(created)s subscribers, changed %(updated)s, left %(unchanged)s as they were.")]
+                parts = [
+                    ngettext(
+                        "Created %(created)s subscriber, changed %(updated)s, left %(unchanged)s as they were.",
+                        "Created %(created)s subscribers, changed %(updated)s, left %(unchanged)s as they were.",
+                        self.created_count,
+                    )
+                ]
             parts[0] %= params
             if self.labels_added or self.labels_removed:
                 labels = {"added": intcomma(self.labels_added), "removed": intcomma(self.labels_removed)}
@@ -659,7 +687,8 @@ class SubscriberImport(models.Model):
                 % {"repeated": intcomma(self.duplicate_count)}
             )
         if self.status == self.Status.CANCELLED:
-            parts.insert(0, _("Cancelled after %(rows)s rows.") % {"rows": intcomma(self.rows_read)})
+            cancelled = ngettext("Cancelled after %(rows)s row.", "Cancelled after %(rows)s rows.", self.rows_read)
+            parts.insert(0, cancelled % {"rows": intcomma(self.rows_read)})
         return " ".join(parts)
 
 
@@ -671,11 +700,17 @@ class SubscriberImportRow(models.Model):
     """
 
     pk = models.CompositePrimaryKey("job", "row")
-    job = models.ForeignKey(SubscriberImport, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    # The primary key (job, row) is the index: a second one on the job alone tempted the planner into reading
+    # every staged row of the import for each chunk (a chunk is a range of rows).
+    job = models.ForeignKey(
+        SubscriberImport, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
     # ROW and OFFSET are SQL keywords: the set-based statements name the columns file_row and file_offset.
     row = models.PositiveIntegerField(db_column="file_row")
     offset = models.BigIntegerField(db_column="file_offset")
-    channel = models.ForeignKey(Channel, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    channel = models.ForeignKey(
+        Channel, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
     foreign_id = models.CharField(max_length=255)
     first_name = models.CharField(max_length=255, blank=True)
     last_name = models.CharField(max_length=255, blank=True)
@@ -709,7 +744,9 @@ class SubscriberImportProblem(models.Model):
         DUPLICATE = "duplicate", _("Repeated later in the file")
 
     pk = models.CompositePrimaryKey("job", "row")
-    job = models.ForeignKey(SubscriberImport, on_delete=models.DO_NOTHING, db_constraint=False, related_name="problems")
+    job = models.ForeignKey(  # the primary key (job, row) is its index
+        SubscriberImport, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="problems"
+    )
     row = models.PositiveIntegerField(_("row"), db_column="file_row")
     offset = models.BigIntegerField(db_column="file_offset")
     kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices, default=Kind.REJECTED)

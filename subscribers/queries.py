@@ -3,6 +3,7 @@
 import base64
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -120,21 +121,34 @@ def label_assignments(subscriber: Subscriber) -> QuerySet:
     )
 
 
-def subscribers_matching(selection: dict) -> QuerySet:
+# Apps above this one select subscribers in their own terms (a broadcast's recipients, by outcome): each
+# registers here, from its AppConfig.ready(), a function turning its key of a stored selection into a
+# queryset of subscriber ids. So a bulk label change can select them without this app importing theirs.
+SELECTION_SOURCES: dict[str, Callable[[dict], QuerySet]] = {}
+
+
+def subscribers_matching(selection: dict, *, ids_after: int | None = None, ids_up_to: int | None = None) -> QuerySet:
     """The subscribers a stored selection names: explicit `ids`, or the table's filter parameters.
 
     Bulk operations store their selection this way, so the confirmation, the
-    change and a background run all select the very same subscribers.
+    change and a background run all select the very same subscribers. A key of
+    SELECTION_SOURCES narrows it further (e.g. `{"recipients": {"broadcast": 7, "status": "sent"}}`).
+    `ids_after` / `ids_up_to` limit it to a range of ids (a bulk change's chunk), index-backed.
     """
     filterset = SubscriberFilter(
         MultiValueDict({name: list(values) for name, values in selection.get("filters", {}).items()}),
         queryset=Subscriber.objects.all(),
+        ids_after=ids_after,
+        ids_up_to=ids_up_to,
     )
     if not filterset.is_valid():
         raise ValueError("; ".join(filterset.problems()))
     subscribers = filterset.qs.order_by()
     if "ids" in selection:
         subscribers = subscribers.filter(pk__in=selection["ids"])
+    for key, source in SELECTION_SOURCES.items():
+        if key in selection:
+            subscribers = subscribers.filter(pk__in=source(selection[key]))
     return subscribers
 
 

@@ -8,6 +8,7 @@ urlpatterns = [
     path("<int:pk>/", views.subscriber_detail, name="detail"),
     path("<int:pk>/row/", views.subscriber_row, name="row"),
     path("<int:pk>/labels/", views.manage_labels, name="labels"),
+    path("<int:pk>/opt-out/", views.subscriber_opt_out, name="opt_out"),
     path("bulk-labels/", views.bulk_labels, name="bulk_labels"),
     path("bulk-changes/", views.operation_list, name="operations"),
     path("bulk-changes/<int:pk>/", views.operation_detail, name="operation"),

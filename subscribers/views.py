@@ -13,6 +13,7 @@ from subscribers.actions import (
     cancel_label_operation,
     change_labels,
     request_label_operation,
+    set_opt_out,
     undo_label_operation,
 )
 from subscribers.filters import SubscriberFilter
@@ -129,6 +130,20 @@ def subscriber_detail(request, pk):
     if request.htmx and not request.htmx.history_restore_request:
         return render(request, "subscribers/detail.html#labels", context)
     return render(request, "subscribers/detail.html", context)
+
+
+@require_POST
+@permission_required("subscribers.change_subscriber_opt_out", raise_exception=True)
+def subscriber_opt_out(request, pk):
+    """Opt a subscriber out of promotional messages (`opted_out=1`), or back in (`opted_out=0`)."""
+    subscriber = get_object_or_404(Subscriber, pk=pk)
+    opted_out = request.POST.get("opted_out") == "1"
+    if set_opt_out(subscriber, opted_out):
+        if opted_out:
+            messages.success(request, _("%(name)s will get no more promotional messages.") % {"name": subscriber})
+        else:
+            messages.success(request, _("%(name)s gets promotional messages again.") % {"name": subscriber})
+    return redirect("subscribers:detail", pk=subscriber.pk)
 
 
 @require_http_methods(["GET", "POST"])

@@ -8,6 +8,7 @@ from django.apps import apps
 from django.contrib.auth.models import Group
 from django.core.cache import cache
 from django.test import Client
+from django.utils import translation
 
 from api.actions import create_api_key
 from labels.models import Label
@@ -39,7 +40,21 @@ def _cache_without_database_queries(settings):
         settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 
+@pytest.fixture(autouse=True)
+def _import_files_in_a_temporary_folder(settings, tmp_path):
+    settings.IMPORT_DIR = tmp_path / "imports"
+
+
+@pytest.fixture(autouse=True)
+def _default_language_after_each_test():
+    """A request in French leaves French active in the thread (LocaleMiddleware does not switch back), and a
+    later test would read French where it expects English: each test starts in the default language."""
+    yield
+    translation.deactivate()
+
+
 standard_data = importlib.import_module("subscribers.migrations.0002_standard_channels_and_groups")
+broadcast_groups = importlib.import_module("broadcasts.migrations.0002_broadcasters_group")
 
 
 @pytest.fixture(autouse=True)
@@ -54,6 +69,7 @@ def _standard_channels_and_groups_in_committed_tests(request):
         request.getfixturevalue("transactional_db")
         standard_data.create_channels(apps, None)
         standard_data.fill_groups(apps)
+        broadcast_groups.fill_groups(apps)
 
 
 def _user(django_user_model, username, *groups):

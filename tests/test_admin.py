@@ -117,7 +117,7 @@ def test_subscriber_change_page_shows_the_assignments(staff_client, make_label, 
 def test_the_admin_is_branded_and_its_breadcrumbs_do_not_stutter(staff_client):
     html = staff_client.get(reverse("admin:subscribers_subscriber_changelist")).text
     assert '<a href="/admin/">Hexasubs</a>' in html
-    assert "Subscriber management" in html and "Subscribers › Subscribers" not in html.replace("&rsaquo;", "›")
+    assert "Subscriber management" in html and "Subscribers &rsaquo; Subscribers" not in html
     labels = staff_client.get(reverse("admin:labels_label_changelist")).text
     assert "Label management" in labels
 

@@ -187,3 +187,23 @@ def test_the_list_uses_the_subscribers_page_filter(api_client, people):
     response = api_client.get("/api/v1/subscribers", {"locale": "not a locale!"})
     assert response.status_code == 422
     assert "is not a locale" in response.json()["detail"][0]["msg"]
+
+
+@pytest.mark.parametrize("edge", ["9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+14:00"])
+def test_updated_since_at_the_calendars_edge_gets_422(api_client, people, edge):
+    response = api_client.get("/api/v1/subscribers", {"updated_since": edge})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["query", "updated_since"]
+
+
+def test_the_label_cursor_is_repeated_inside_the_label_subquery(api_client, people):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    first = api_client.get("/api/v1/subscribers", {"label": ["vip"], "limit": 1}).json()["next_cursor"]
+    with CaptureQueriesContext(connection) as queries:
+        api_client.get("/api/v1/subscribers", {"label": ["vip"], "limit": 1, "cursor": first})
+    [page] = [
+        q["sql"] for q in queries.captured_queries if 'FROM "subscribers_subscriber"' in q["sql"].split("WHERE")[0]
+    ]
+    assert f'"U0"."subscriber_id" > {people["a"].pk}' in page, "the range is repeated in the label subquery"

@@ -5,7 +5,7 @@ import pytest
 from django.db import connection, connections
 from django.test import Client
 
-import api.actions
+import subscribers.actions
 from subscribers.models import Subscriber
 
 pytestmark = [
@@ -21,7 +21,7 @@ THREADS = 4
 
 def test_simultaneous_first_contacts_create_one_subscriber(api_key, messenger, monkeypatch):
     both_looked = threading.Barrier(THREADS, timeout=10)
-    original = api.actions._locked
+    original = subscribers.actions._locked
     looked = threading.local()
 
     def lookup_then_wait(channel, foreign_id):
@@ -32,7 +32,7 @@ def test_simultaneous_first_contacts_create_one_subscriber(api_key, messenger, m
             both_looked.wait()
         return found
 
-    monkeypatch.setattr(api.actions, "_locked", lookup_then_wait)
+    monkeypatch.setattr(subscribers.actions, "_locked", lookup_then_wait)
     statuses, errors = [], []
 
     def first_contact(number):

@@ -4,6 +4,7 @@ A new view, or a new model in the admin, fails here until its expected statuses 
 view without a permission check cannot reach CI unnoticed. Object URLs point at real objects.
 """
 
+import io
 import re
 
 import pytest
@@ -15,9 +16,11 @@ from django.test import Client, RequestFactory
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from api.actions import create_api_key
+from broadcasts.models import Broadcast, ConsoleMessage
 from labels.models import Label
+from subscribers import imports
 from subscribers.actions import add_labels, change_labels
-from subscribers.models import LabelOperation, Subscriber
+from subscribers.models import LabelOperation, Subscriber, SubscriberImport
 from webhooks.models import Delivery, Endpoint, Event
 from webhooks.tasks import deliver
 
@@ -28,10 +31,14 @@ ROLES = ["anonymous", "nobody", "operator", "label_manager", "staff", "superuser
 # Each non-admin pattern: (method, {role: status}). 302 from the app is to the login page.
 LOGIN = {"anonymous": 302, "nobody": 403, "operator": 200, "label_manager": 200, "staff": 403, "superuser": 200}
 MANAGE_LABELS = {"anonymous": 302, "nobody": 403, "operator": 403, "label_manager": 200, "staff": 403, "superuser": 200}
+# The import permission is nobody's by default (Operators do not get it): here only the superuser has it.
+IMPORT = {**dict.fromkeys(ROLES, 403), "anonymous": 302, "superuser": 200}
 PUBLIC = dict.fromkeys(ROLES, 200)
 SIGNED_IN = {"anonymous": 302, **dict.fromkeys(ROLES[1:], 200)}
 API = dict.fromkeys(ROLES, 401)  # the API takes keys, not sessions
 STAFF_ONLY = {"anonymous": 302, **dict.fromkeys(ROLES[1:4], 403), "staff": 200, "superuser": 200}
+# Broadcasters (no role here but the superuser) compose and send broadcasts; Operators see them.
+BROADCASTER = {"anonymous": 302, **dict.fromkeys(ROLES[1:5], 403), "superuser": 200}
 DONE_THEN_BACK = {**LOGIN, **dict.fromkeys(["operator", "label_manager", "superuser"], 302)}
 
 EXPECTED = {
@@ -55,6 +62,26 @@ EXPECTED = {
     "subscribers:operation": ("GET", LOGIN),
     "subscribers:operation_cancel": ("POST", DONE_THEN_BACK),
     "subscribers:operation_undo": ("POST", DONE_THEN_BACK),
+    "subscribers:import": ("GET", IMPORT),
+    "subscribers:import_detail": ("GET", IMPORT),
+    "subscribers:import_cancel": ("POST", {**IMPORT, "superuser": 302}),
+    "subscribers:import_rejects": ("GET", IMPORT),
+    "subscribers:export": ("GET", LOGIN),
+    "subscribers:export_download": ("GET", LOGIN),
+    "broadcasts:list": ("GET", LOGIN),
+    "broadcasts:add": ("GET", BROADCASTER),
+    "broadcasts:audience": ("GET", BROADCASTER),
+    "broadcasts:console": ("GET", LOGIN),
+    "broadcasts:subscriber": ("GET", LOGIN),
+    "broadcasts:detail": ("GET", LOGIN),
+    "broadcasts:edit": ("GET", BROADCASTER),
+    "broadcasts:export": ("GET", LOGIN),
+    # Changes are POSTs (tested with their permissions in tests/test_broadcast_pages.py): a GET is refused.
+    **{
+        f"broadcasts:{name}": ("GET", {"anonymous": 302, **dict.fromkeys(ROLES[1:], 405)})
+        for name in ("delete", "send", "test", "pause", "resume", "cancel", "label")
+    },
+    "subscribers:opt_out": ("GET", {"anonymous": 302, **dict.fromkeys(ROLES[1:], 405)}),
     "labels:list": ("GET", LOGIN),
     "labels:add": ("GET", MANAGE_LABELS),
     "labels:name": ("GET", MANAGE_LABELS),
@@ -68,6 +95,7 @@ EXPECTED = {
     "api:list_subscribers": ("GET", API),
     "api:list_label_changes": ("GET", API),
     "api:label_operation_members": ("GET", API),
+    "api:put_opt_out": ("PUT", API),
     "api:list_labels": ("GET", API),
     "api:create_label": ("POST", API),
     "api:api-root": ("GET", {**dict.fromkeys(ROLES, 404)}),
@@ -151,6 +179,12 @@ class Samples:
         delivery = Delivery.objects.create(endpoint=endpoint, event=Event.SUBSCRIBER_CREATED, body="{}")
         deliver.enqueue(delivery.pk)  # a row in the database task queue
         self.admin = admin
+        self.broadcast = Broadcast.objects.create(title="Sale", text="Hi", audience={"filters": {}})
+        ConsoleMessage.objects.create(subscriber=self.subscriber, broadcast=self.broadcast, text="Hi")
+        stored = imports.store_file(io.BytesIO(b"channel,foreign_id\nweb,1\n"), "people.csv")
+        self.subscriber_import = imports.record_upload(stored, by=admin)
+        self.subscriber_import.status = SubscriberImport.Status.DONE
+        self.subscriber_import.save()
 
     def kwargs(self, name, route):
         operation = LabelOperation.objects.order_by("pk").first()
@@ -163,7 +197,13 @@ class Samples:
             "id": self.admin.pk,
             "content_type_id": "1",
         }
-        if name.startswith("subscribers:operation"):
+        if name == "broadcasts:subscriber":
+            values["pk"] = self.subscriber.pk
+        elif name.startswith("broadcasts:"):
+            values["pk"] = self.broadcast.pk
+        elif name.startswith("subscribers:import_"):
+            values["pk"] = self.subscriber_import.pk
+        elif name.startswith("subscribers:operation"):
             values["pk"] = operation.pk if operation else 0
         elif name.startswith("subscribers:"):
             values["pk"] = self.subscriber.pk

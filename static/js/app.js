@@ -26,6 +26,7 @@ document.addEventListener("htmx:sendError", () => addToast(document.getElementBy
 // once and is removed once closed. `closeModal` in HX-Trigger closes it. The keyboard goes to the dialog's main
 // control, and back to what opened it: a table may have been re-rendered meanwhile, so it is found again by id.
 let opener = null;
+let dialogJustClosed = false; // until the next key or click: what the dialog changed may still be re-rendering
 
 const isVisible = (element) => Boolean(element && element.isConnected && element.offsetParent);
 
@@ -58,6 +59,7 @@ document.addEventListener("htmx:afterSwap", (event) => {
   modal.addEventListener("hidden.bs.modal", () => {
     bootstrap.Modal.getInstance(modal)?.dispose();
     modal.remove();
+    dialogJustClosed = true;
     returnFocus();
   }, { once: true });
   bootstrap.Modal.getOrCreateInstance(modal).show();
@@ -66,7 +68,7 @@ document.addEventListener("htmx:afterSwap", (event) => {
 document.addEventListener("htmx:afterSettle", (event) => {
   if (event.target.id === "dialog-content") {
     focusMainControl(event.target); // the dialog's next step: errors to fix, a confirmation, a result
-  } else if (!document.querySelector("#modal-root .modal") && !isVisible(document.activeElement)) {
+  } else if (dialogJustClosed && !document.querySelector("#modal-root .modal") && !isVisible(document.activeElement)) {
     returnFocus(); // what had the keyboard was re-rendered after the dialog closed
   }
 });
@@ -85,7 +87,9 @@ document.addEventListener("htmx:load", (event) => {
   root.querySelectorAll("[data-filter-list]").forEach((box) => { box.hidden = false; });
 });
 
+document.addEventListener("pointerdown", () => { dialogJustClosed = false; });
 document.addEventListener("keydown", (event) => {
+  dialogJustClosed = false;
   if (event.key === " " && event.target.matches?.('a[role="button"]')) {
     event.preventDefault();
     event.target.click();

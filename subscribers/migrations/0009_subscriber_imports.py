@@ -210,6 +210,7 @@ class Migration(migrations.Migration):
                     "job",
                     models.ForeignKey(
                         db_constraint=False,
+                        db_index=False,
                         on_delete=django.db.models.deletion.DO_NOTHING,
                         related_name="problems",
                         to="subscribers.subscriberimport",
@@ -247,6 +248,7 @@ class Migration(migrations.Migration):
                     "channel",
                     models.ForeignKey(
                         db_constraint=False,
+                        db_index=False,
                         on_delete=django.db.models.deletion.DO_NOTHING,
                         related_name="+",
                         to="subscribers.channel",
@@ -256,6 +258,7 @@ class Migration(migrations.Migration):
                     "job",
                     models.ForeignKey(
                         db_constraint=False,
+                        db_index=False,
                         on_delete=django.db.models.deletion.DO_NOTHING,
                         related_name="+",
                         to="subscribers.subscriberimport",

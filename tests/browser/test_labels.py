@@ -7,7 +7,7 @@ from labels.models import Label
 from subscribers.actions import add_labels
 from subscribers.models import Subscriber
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 TITLE = "Intéressé par les produits"
 NO_SCROLLING = "document.querySelector('#labels').scrollWidth <= document.querySelector('.table-container').clientWidth"

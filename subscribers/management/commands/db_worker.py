@@ -2,7 +2,7 @@
 
 django-tasks-db leaves the task of a worker killed mid-task RUNNING forever and
 never runs it again. Our long work is resumable (chunked bulk label operations,
-webhook deliveries), so every worker also sweeps, every SWEEP_SECONDS, for work
+subscriber imports, webhook deliveries), so every worker also sweeps, every SWEEP_SECONDS, for work
 whose worker stopped showing signs of life, and queues it again. Any number of
 workers may sweep at once: each piece of work is taken by one of them.
 """
@@ -13,13 +13,14 @@ import threading
 from django.db import close_old_connections
 from django_tasks_db.management.commands.db_worker import Command as DatabaseWorkerCommand
 
-from subscribers.actions import resume_stalled_operations
+from broadcasts.actions import sweep_broadcasts
+from subscribers.actions import resume_stalled_imports, resume_stalled_operations
 from webhooks.tasks import requeue_stale_deliveries
 
 logger = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 10
-SWEEPS = [resume_stalled_operations, requeue_stale_deliveries]
+SWEEPS = [resume_stalled_operations, resume_stalled_imports, requeue_stale_deliveries, sweep_broadcasts]
 
 
 def sweep_forever(stop: threading.Event) -> None:

@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class BroadcastsConfig(AppConfig):
+    name = "broadcasts"
+    verbose_name = _("Broadcasts")
+
+    def ready(self):
+        from broadcasts import queries
+        from subscribers.queries import SELECTION_SOURCES
+
+        # "Label these recipients": a bulk label change selects a broadcast's recipients by outcome.
+        SELECTION_SOURCES["recipients"] = queries.recipient_ids
