@@ -219,7 +219,7 @@ class SendForm(forms.Form):
     when = forms.ChoiceField(
         label=_("When"),
         choices=[("now", _("Now")), ("later", _("At a date and time"))],
-        widget=forms.RadioSelect,
+        widget=forms.RadioSelect(attrs={"class": "form-check-input"}),
         initial="now",
     )
     date = forms.DateField(
