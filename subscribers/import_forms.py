@@ -136,7 +136,11 @@ class ExportForm(BulkSelectionForm):
 
     kind = None
     format = forms.ChoiceField(
-        label=_("Format"), choices=FORMATS, initial="csv", required=False, widget=forms.RadioSelect
+        label=_("Format"),
+        choices=FORMATS,
+        initial="csv",
+        required=False,
+        widget=forms.RadioSelect(attrs={"class": "form-check-input"}),
     )
 
     def clean_format(self):

@@ -9,10 +9,9 @@ from django.db import transaction
 from django.tasks import task_backends
 from django.utils import timezone
 
-from subscribers.actions import add_labels, change_labels
-from subscribers.models import Subscriber
 from subscribers import events
-from subscribers.models import LabelOperation
+from subscribers.actions import add_labels, change_labels
+from subscribers.models import LabelOperation, Subscriber
 from webhooks import signing
 from webhooks.models import Delivery, DeliveryStatus, Endpoint, Event
 from webhooks.tasks import MAX_ATTEMPTS, deliver, retry_delay
