@@ -36,7 +36,7 @@ def encode_cursor(subscriber: Subscriber, *, by_id: bool) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def after_cursor(subscribers, cursor: str, *, by_id: bool):
+def after_cursor(subscribers, cursor: str):
     """The subscribers after `cursor` in (updated_at, id) order: an index range scan however deep the page.
 
     Compared as one row value, so PostgreSQL reads the (updated_at, id) index

@@ -254,7 +254,7 @@ def list_subscribers(
         subscribers = subscribers.filter(updated_at__gte=updated_since)
     if cursor and not by_id:
         try:
-            subscribers = queries.after_cursor(subscribers, cursor, by_id=False)
+            subscribers = queries.after_cursor(subscribers, cursor)
         except queries.BadCursor as exc:
             raise InvalidInput(["query", "cursor"], str(exc)) from None
     ordered = subscribers.order_by("pk") if by_id else subscribers.order_by("updated_at", "pk")

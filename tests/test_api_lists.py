@@ -177,7 +177,7 @@ def test_the_default_cursor_compares_one_row_value(api_client, people):
     from api.queries import after_cursor, encode_cursor
     from subscribers.models import Subscriber
 
-    sql = str(after_cursor(Subscriber.objects.all(), encode_cursor(people["b"], by_id=False), by_id=False).query)
+    sql = str(after_cursor(Subscriber.objects.all(), encode_cursor(people["b"], by_id=False)).query)
     assert '("subscribers_subscriber"."updated_at", "subscribers_subscriber"."id") >' in sql
 
 
