@@ -66,6 +66,8 @@ class Subscriber(models.Model):
     )
     country = CountryField(_("country"), blank=True)
     avatar_url = models.URLField(_("avatar URL"), max_length=1000, blank=True)
+    # The name as the search compares it (subscribers.search.search_name): kept by every write of a name.
+    search_name = models.CharField(_("search name"), max_length=511, blank=True, default="", editable=False)
     # Set explicitly by the code that writes subscribers: `updated_at` is the profile's date (the
     # guide's "Mis à jour le"): it moves when the name, gender, locale, time zone, country or avatar
     # really change, never on a mere visit and never for a label change (those have their history).
