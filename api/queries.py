@@ -1,13 +1,12 @@
 """Reads for the bot runtime: keyset pages of subscribers and of label changes."""
 
-import base64
-import binascii
 from datetime import datetime
 
 from django.db.models import Prefetch, prefetch_related_objects
 from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan
 from django.utils.translation import gettext as _
 
+from hexasubs import cursors
 from labels.models import Label
 from subscribers.models import Subscriber
 
@@ -32,8 +31,9 @@ def fetch_labels(subscriber: Subscriber) -> Subscriber:
 
 
 def encode_cursor(subscriber: Subscriber, *, by_id: bool) -> str:
-    raw = f"id|{subscriber.pk}" if by_id else f"updated|{subscriber.updated_at.isoformat()}|{subscriber.pk}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    if by_id:
+        return cursors.encode("id", subscriber.pk)
+    return cursors.encode("updated", subscriber.updated_at.isoformat(), subscriber.pk)
 
 
 def after_cursor(subscribers, cursor: str):
@@ -64,10 +64,9 @@ def id_after(cursor: str) -> int:
 
 def _decode(cursor: str, kind: str, count: int) -> list[str]:
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        found, *values = cursors.decode(cursor)
+    except ValueError as exc:
         raise BadCursor(_("The cursor is not one this API returned.")) from exc
-    found, *values = raw.split("|")
     if found != kind or len(values) != count:
         raise BadCursor(_("The cursor is not one this API returned."))
     return values

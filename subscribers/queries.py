@@ -1,6 +1,5 @@
 """Reads for the subscriber pages that need more than a queryset."""
 
-import base64
 import json
 import math
 from collections.abc import Callable
@@ -14,6 +13,7 @@ from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan
 from django.utils import timezone
 from django.utils.datastructures import MultiValueDict
 
+from hexasubs import cursors
 from labels.models import Label
 from subscribers.filters import SubscriberFilter
 from subscribers.models import (
@@ -256,8 +256,7 @@ class FeedEntry:
 
     @property
     def cursor(self) -> str:
-        raw = f"{self.at.isoformat()}|{self.kind}|{self.item.pk}"
-        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+        return cursors.encode(self.at.isoformat(), self.kind, self.item.pk)
 
 
 # Entries younger than this are not served yet: a transaction that stamped an earlier time may still
@@ -276,8 +275,7 @@ def label_change_feed(after: str, limit: int, *, visible: Q) -> tuple[list[FeedE
     changes = LabelChange.objects.filter(subscriber__in=Subscriber.objects.filter(visible).values("pk"))
     operations = LabelOperation.objects.filter(finished_at__isnull=False, changed_count__gt=0)
     if after:
-        raw = base64.urlsafe_b64decode(after + "=" * (-len(after) % 4)).decode()
-        at, kind, pk = raw.split("|")
+        at, kind, pk = cursors.decode(after)
         at, pk = datetime.fromisoformat(at), int(pk)
         if at.tzinfo is None or kind not in ("change", "operation"):
             raise ValueError(after)
