@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: run test lint bench bench-broadcasts bench-csv clean messages translations serve loadtest
+.PHONY: run test lint bench bench-broadcasts bench-csv bench-search clean messages translations serve loadtest
 
 $(PY):
 	@python$(PYTHON_VERSION) -V >/dev/null 2>&1 || { echo "Python $(PYTHON_VERSION) is needed (pyenv install $(PYTHON_VERSION))."; exit 1; }
@@ -45,8 +45,9 @@ test: $(STAMP) messages
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# A million subscribers on PostgreSQL (DATABASE_URL, default hexasubs_bench), ours against the plain admin:
-# writes BENCHMARKS.md. `make bench BENCH_ARGS=--smoke` runs a tiny data set instead (seconds).
+# A million subscribers on PostgreSQL (DATABASE_URL, default hexasubs_bench), ours against a plain and a tuned
+# admin: writes its sections of BENCHMARKS.md. `make bench BENCH_ARGS=--smoke` runs a tiny data set instead (a
+# minute); `BENCH_ARGS=--production-cluster` also runs the cases on a temporary cluster with production settings.
 bench: $(STAMP)
 	$(PY) bench/run.py $(BENCH_ARGS)
 
@@ -59,6 +60,11 @@ bench-csv: $(STAMP)
 # with 1, 2 and 4 workers; writes the "Broadcasts" section of BENCHMARKS.md.
 bench-broadcasts: $(STAMP)
 	$(PY) bench/broadcasts.py --write $(BENCH_ARGS)
+
+# The name search at a million subscribers (the benchmark's data set): the page and the API's `q`, median and
+# p95 with the load average; `make bench-search BENCH_SEARCH_ARGS=--plans` adds EXPLAIN ANALYZE. Prints only.
+bench-search: $(STAMP)
+	$(PY) bench/search.py $(BENCH_SEARCH_ARGS)
 
 # Production: settings from the environment (README, "Production"), then gunicorn with WEB_WORKERS workers
 # and TASK_WORKERS background workers (bulk label changes, webhooks); Ctrl-C stops them all.

@@ -8,6 +8,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from api import key_cache
 from api.models import ApiKey
 
 # last_used_at is for people ("was this key used this week?"): a minute's precision saves a write per request.
@@ -25,8 +26,16 @@ def create_api_key(name: str, *, channels=(), by=None, rate_limit_per_minute: in
 
 
 def revoke_api_keys(keys) -> int:
-    """Revoke the keys not yet revoked; requests with them get 401 from now on. Returns how many."""
-    return keys.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+    """Revoke the keys not yet revoked. Returns how many.
+
+    Requests with them get 401 at once from this process, and from the others within
+    api.key_cache.KEY_CACHE_SECONDS (10 s), the time they keep a key they have checked.
+    """
+    revoked = keys.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+    # Now, and again once committed: a request of this process in between would have read the key again.
+    key_cache.forget()
+    transaction.on_commit(key_cache.forget)
+    return revoked
 
 
 def note_key_used(key: ApiKey) -> None:

@@ -2,7 +2,9 @@
 
 
 class BodyTooLarge(Exception):
-    pass
+    def __init__(self, limit_bytes: int):
+        super().__init__(limit_bytes)
+        self.limit_bytes = limit_bytes
 
 
 class InvalidInput(Exception):
@@ -17,3 +19,9 @@ class UnknownLabelNames(Exception):
     def __init__(self, names):
         super().__init__(", ".join(names))
         self.names = names
+
+
+class UnknownSegmentName(Exception):
+    def __init__(self, name):
+        super().__init__(name)
+        self.name = name

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from django.db.models import Prefetch, prefetch_related_objects
+from django.db.models import Prefetch
 from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan
 from django.utils.translation import gettext as _
 
@@ -22,12 +22,6 @@ def _labels():
 def with_labels(subscribers):
     """Subscribers with their channel and labels: two queries for a whole page."""
     return subscribers.select_related("channel").prefetch_related(_labels())
-
-
-def fetch_labels(subscriber: Subscriber) -> Subscriber:
-    """Load the labels of a subscriber already in hand: one query."""
-    prefetch_related_objects([subscriber], _labels())
-    return subscriber
 
 
 def encode_cursor(subscriber: Subscriber, *, by_id: bool) -> str:

@@ -2,12 +2,12 @@
 and validators, so the API accepts exactly what the admin and the app accept."""
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from django.core.exceptions import ValidationError
 from django.core.validators import ProhibitNullCharactersValidator
 from ninja import Field, Schema
-from pydantic import AfterValidator, BeforeValidator, ConfigDict
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from labels.models import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH, Color
@@ -17,11 +17,26 @@ from subscribers.models import Gender, Subscriber
 
 def _checked_by_model(field_name: str):
     model_field = Subscriber._meta.get_field(field_name)
+    choices = []
+
+    def check_choice(value: str) -> None:
+        # Field.validate() walks the choices for every value (the 250 countries, with their names): a set
+        # of the allowed values, made once, answers the same with the same message, in a 500-person batch too.
+        if not choices:
+            choices.append(frozenset(str(code) for code, _name in model_field.flatchoices))
+        if value and value not in choices[0]:
+            raise ValidationError(
+                model_field.error_messages["invalid_choice"], code="invalid_choice", params={"value": value}
+            )
+        model_field.run_validators(value)
 
     def check(value: str) -> str:
         try:
             ProhibitNullCharactersValidator()(value)
-            model_field.clean(value, None)
+            if model_field.choices:
+                check_choice(value)
+            else:
+                model_field.clean(value, None)
         except ValidationError as exc:
             raise PydanticCustomError(
                 f"invalid_{field_name}", " ".join(str(message) for message in exc.messages)
@@ -105,6 +120,49 @@ def _no_nul(value: str) -> str:
 LabelName = Annotated[str, Field(max_length=64), AfterValidator(_no_nul)]
 
 
+# How many subscribers one batch request may name: about 100 KB of JSON, and one statement of 500 rows.
+BATCH_LIMIT = 500
+
+
+class SubscriberBatchItem(ProfileIn):
+    """One person of a batch: their id on the channel and the profile the channel knows."""
+
+    foreign_id: Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_no_nul)]
+
+
+class SubscriberBatchIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    channel: Annotated[str, Field(max_length=50, examples=["messenger"]), AfterValidator(_no_nul)]
+
+    # Each item is checked on its own, so a bad one is reported without refusing the others.
+    subscribers: Annotated[
+        list[Any],
+        WithJsonSchema({"type": "array", "maxItems": BATCH_LIMIT, "items": SubscriberBatchItem.model_json_schema()}),
+    ] = Field(description=f"Up to {BATCH_LIMIT} people. A foreign id named twice: the last item wins.")
+
+
+class BatchItemResult(Schema):
+    index: int = Field(description="The item's position in `subscribers`, from 0.")
+    foreign_id: str | None
+    status: Literal["created", "updated", "unchanged", "repeated", "invalid"] = Field(
+        description="`repeated`: a later item has the same foreign id and was used instead; "
+        "`invalid`: see `errors`, nothing was stored for it."
+    )
+    id: int | None = None
+    changed: list[str] = Field(default_factory=list, description="For `updated`: the fields that changed.")
+    errors: list[dict] = Field(default_factory=list, description="For `invalid`: as a 422 lists them.")
+
+
+class SubscriberBatchOut(Schema):
+    created: int
+    updated: int
+    unchanged: int
+    repeated: int
+    invalid: int
+    items: list[BatchItemResult]
+
+
 class LabelChangeIn(Schema):
     model_config = ConfigDict(extra="forbid")
 
@@ -185,3 +243,14 @@ class OptOutIn(Schema):
 class OptOutOut(Schema):
     opted_out: bool
     opted_out_at: datetime | None = Field(description="Since when the person receives no promotional message.")
+
+
+class SegmentOut(Schema):
+    """A saved segment: the Subscribers page's filter under a name, evaluated when used."""
+
+    id: int
+    name: str
+    description: str
+    filter: str = Field(alias="query")
+    created_at: datetime
+    updated_at: datetime

@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 from typing import Literal
 
+from django.db.models.functions import Lower
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
@@ -12,12 +13,14 @@ from django.utils.translation import gettext_lazy, ngettext
 from ninja import NinjaAPI, Query, Status
 from ninja.errors import AuthenticationError, HttpError
 from ninja.openapi.docs import Swagger
+from pydantic import ValidationError as PydanticValidationError
 
 from api import queries
 from api.auth import ApiKeyAuth, PerKeyRateLimit, permitted_channel, permitted_channels
 from api.docs import staff_or_api_key
-from api.errors import BodyTooLarge, InvalidInput, UnknownLabelNames
+from api.errors import BodyTooLarge, InvalidInput, UnknownLabelNames, UnknownSegmentName
 from api.schemas import (
+    BATCH_LIMIT,
     Error,
     FieldErrors,
     LabelChangeIn,
@@ -28,13 +31,20 @@ from api.schemas import (
     OptOutIn,
     OptOutOut,
     ProfileIn,
+    SegmentOut,
+    SubscriberBatchIn,
+    SubscriberBatchItem,
+    SubscriberBatchOut,
     SubscriberOut,
     SubscriberPage,
     UnknownLabels,
 )
+from hexasubs.quotes import quoted
 from labels.actions import create_label as save_new_label
 from labels.forms import LabelForm
 from labels.models import Label
+from segments.models import Segment
+from segments.queries import segment_subscribers
 from subscribers import actions as subscriber_actions
 from subscribers.actions import PROFILE_FIELDS
 from subscribers.filters import SubscriberFilter
@@ -63,6 +73,8 @@ api = NinjaAPI(
 )
 
 COMMON = {401: Error, 413: Error, 429: Error}
+# A batch of BATCH_LIMIT people with long avatar URLs fits; a single call keeps api.auth.MAX_BODY_BYTES.
+BATCH_BODY_BYTES = 1024 * 1024
 ON_CHANNEL = {**COMMON, 403: Error, 404: Error, 422: FieldErrors}
 
 
@@ -75,7 +87,7 @@ def _unauthorized(request, exc):
 
 @api.exception_handler(BodyTooLarge)
 def _too_large(request, exc):
-    message = _("The request body is larger than %(size)d KB.") % {"size": 64}
+    message = _("The request body is larger than %(size)d KB.") % {"size": exc.limit_bytes // 1024}
     return api.create_response(request, {"detail": message}, status=413)
 
 
@@ -131,6 +143,18 @@ def _unknown_labels(request, exc):
     return api.create_response(request, {"detail": message, "unknown": exc.names}, status=400)
 
 
+@api.exception_handler(subscriber_actions.ExclusiveClash)
+def _exclusive_clash(request, exc):
+    """Two labels of one exclusive group asked for at once (labels.LabelGroup.exclusive): nothing changed."""
+    message = " ".join(
+        _("%(labels)s belong to one exclusive group: a subscriber can carry only one of them.")
+        % {"labels": quoted([label.name for label in same])}
+        for same in exc.labels
+    )
+    clashing = [[label.name for label in same] for same in exc.labels]
+    return api.create_response(request, {"detail": message, "exclusive": clashing}, status=400)
+
+
 @api.put(
     "/channels/{channel}/subscribers/{foreign_id}",
     tags=["Subscribers"],
@@ -146,13 +170,72 @@ def put_subscriber(request, channel: str, foreign_id: str, profile: ProfileIn):
     subscriber, created, _changed = subscriber_actions.upsert_subscriber(
         channel_obj, foreign_id, profile.model_dump(exclude_unset=True)
     )
-    subscriber.channel = channel_obj
-    return Status(201 if created else 200, _subscriber_out(queries.fetch_labels(subscriber)))
+    return Status(201 if created else 200, _subscriber_out(subscriber))
 
 
 def _check_foreign_id(foreign_id):
     if len(foreign_id) > Subscriber._meta.get_field("foreign_id").max_length:
         raise InvalidInput(["path", "foreign_id"], _("The foreign id is longer than 255 characters."))
+
+
+@api.post(
+    "/subscribers/batch",
+    auth=ApiKeyAuth(max_body_bytes=BATCH_BODY_BYTES),
+    tags=["Subscribers"],
+    response={200: SubscriberBatchOut, 400: Error, **ON_CHANNEL},
+    url_name="batch_subscribers",
+    summary=gettext_lazy("Record many people at once"),
+    description=gettext_lazy(
+        "For channels that sync in bulk: up to 500 people of one channel per request, each created or updated "
+        "as a single PUT would (webhook events included), set-based: two statements for the whole batch. Each "
+        "item is checked on its own: "
+        "the invalid ones are reported in `items` and the others stored. More than 500 items: 400, nothing "
+        "stored. A foreign id named twice: the last item wins, the earlier ones are `repeated`. "
+        "Counts as one request for the rate limit; the body may be up to 1 MB."
+    ),
+)
+def batch_subscribers(request, batch: SubscriberBatchIn):
+    channel_obj = permitted_channel(request.auth, batch.channel)
+    if len(batch.subscribers) > BATCH_LIMIT:
+        message = ngettext(
+            "At most %(limit)s subscriber per request: send the others in another.",
+            "At most %(limit)s subscribers per request: send the others in another.",
+            BATCH_LIMIT,
+        )
+        return Status(400, {"detail": message % {"limit": BATCH_LIMIT}})
+    items, valid = [], []
+    for index, item in enumerate(batch.subscribers):
+        foreign_id = item.get("foreign_id") if isinstance(item, dict) else None
+        items.append({"index": index, "foreign_id": foreign_id if isinstance(foreign_id, str) else None})
+        try:
+            person = SubscriberBatchItem.model_validate(item)
+        except PydanticValidationError as exc:
+            items[index]["status"] = "invalid"
+            items[index]["errors"] = [
+                {
+                    "loc": ["body", "batch", "subscribers", index, *error["loc"]],
+                    "msg": error["msg"],
+                    "type": error["type"],
+                }
+                for error in exc.errors(include_url=False, include_context=False, include_input=False)
+            ]
+            continue
+        valid.append((index, person.foreign_id, person.model_dump(exclude_unset=True, exclude={"foreign_id"})))
+    last = {foreign_id: index for index, foreign_id, _profile in valid}
+    saved = subscriber_actions.upsert_subscribers(
+        channel_obj, [(foreign_id, profile) for index, foreign_id, profile in valid if last[foreign_id] == index]
+    )
+    found = {subscriber.foreign_id: (subscriber, created, changed) for subscriber, created, changed in saved}
+    for index, foreign_id, _profile in valid:
+        subscriber, created, changed = found[foreign_id]
+        status = (
+            "repeated" if last[foreign_id] != index else "created" if created else "updated" if changed else "unchanged"
+        )
+        items[index].update(status=status, id=subscriber.pk, changed=changed if status == "updated" else [])
+    totals = dict.fromkeys(["created", "updated", "unchanged", "repeated", "invalid"], 0)
+    for item in items:
+        totals[item["status"]] += 1
+    return {**totals, "items": items}
 
 
 @api.get(
@@ -172,7 +255,10 @@ def get_subscriber(request, channel: str, foreign_id: str):
     tags=["Subscribers"],
     response={200: SubscriberOut, 400: UnknownLabels, **ON_CHANNEL},
     summary=gettext_lazy("Add and remove labels"),
-    description=gettext_lazy("Unknown label names give 400 listing them, and nothing is changed."),
+    description=gettext_lazy(
+        "Unknown label names give 400 listing them, and nothing is changed; so do two labels of one exclusive "
+        "group in `add`. A label of an exclusive group takes the group's other labels away."
+    ),
 )
 def post_subscriber_labels(request, channel: str, foreign_id: str, change: LabelChangeIn):
     channel_obj = permitted_channel(request.auth, channel)
@@ -212,12 +298,14 @@ def put_opt_out(request, channel: str, foreign_id: str, body: OptOutIn):
     description=gettext_lazy(
         "The Subscribers page's own filters. Filtered by labels, ordered by id; otherwise by (updated_at, id), "
         "`updated_at` being the profile's date (label changes do not move it: read `/label-changes`). "
-        "Follow `next_cursor` with the same filters."
+        "Follow `next_cursor` with the same filters. `segment` names a saved segment (any case): its stored "
+        "filter applies, and the other parameters narrow it further; an unknown name gives 400 naming it."
     ),
 )
 def list_subscribers(
     request,
     label: Query[list[str]] = None,
+    segment: str = "",
     mode: Literal["any", "all", "none"] = "any",
     channel: str = "",
     locale: str = "",
@@ -236,15 +324,22 @@ def list_subscribers(
         permitted_channel(request.auth, channel)
     if label:
         _labels_named(label)
-    by_id = bool(label)
+    saved = _segment_named(segment) if segment else None
+    by_id = bool(label) or bool(saved and saved.params().getlist("label"))
     try:
         after = queries.id_after(cursor) if cursor and by_id else None
     except queries.BadCursor as exc:
         raise InvalidInput(["query", "cursor"], str(exc)) from None
+    visible = Subscriber.objects.filter(permitted_channels(request.auth))
+    if saved is not None:
+        try:
+            visible = segment_subscribers(saved, visible, ids_after=after)
+        except ValueError as exc:
+            raise InvalidInput(["query", "segment"], str(exc)) from None
     params = {"label": label or [], "label_mode": [mode], "channel": [channel], "locale": [locale], "q": [q]}
     filters = SubscriberFilter(
         MultiValueDict({name: values for name, values in params.items() if any(values)}),
-        queryset=Subscriber.objects.filter(permitted_channels(request.auth)),
+        queryset=visible,
         ids_after=after,
     )
     if not filters.is_valid():
@@ -340,6 +435,33 @@ def list_operation_members(request, operation_id: int, after: str = "", limit: i
         ],
         "next_cursor": f"{members[-1][0]}.{members[-1][1]}" if more else None,
     }
+
+
+def _segment_named(name: str) -> Segment:
+    segment = Segment.objects.filter(name__iexact=name.strip()).first()
+    if segment is None:
+        raise UnknownSegmentName(name)
+    return segment
+
+
+@api.exception_handler(UnknownSegmentName)
+def _unknown_segment(request, exc):
+    message = _("There is no segment named “%(name)s”.") % {"name": exc.name}
+    return api.create_response(request, {"detail": message, "unknown": [exc.name]}, status=400)
+
+
+@api.get(
+    "/segments",
+    tags=["Segments"],
+    response={200: list[SegmentOut], **COMMON},
+    summary=gettext_lazy("Every saved segment"),
+    description=gettext_lazy(
+        "The segments saved on the Subscribers page, by name. `filter` is the page's query string; "
+        "`/subscribers?segment=NAME` lists who is in one now."
+    ),
+)
+def list_segments(request):
+    return list(Segment.objects.order_by(Lower("name"), "pk"))
 
 
 @api.get("/labels", tags=["Labels"], response={200: list[LabelOut], **COMMON}, summary=gettext_lazy("Every label"))

@@ -380,7 +380,8 @@ def bot_during_bulk(
 
 def api_list(client, label, *, repeat):
     """First page and a page 90 % deep (id cursor) of `GET /api/v1/subscribers?label=...`: median ms."""
-    from bench.cases import _expect, measure
+    from bench.harness import expect as _expect
+    from bench.harness import measure
     from subscribers.models import Subscriber
 
     carriers = Subscriber.objects.filter(labels=label).order_by("pk").values_list("pk", flat=True)
@@ -851,15 +852,15 @@ def main(argv=None) -> int:
             replace_section(Path(args.write), text)
         return 0
     sys.path.insert(0, str(ROOT))
-    from bench import run
+    from bench import harness
 
-    run._environment(smoke=args.smoke)
+    harness.environment(smoke=args.smoke)
     import django
 
     django.setup()
     from django.core.management import call_command
 
-    run._create_database_if_missing(os.environ["DATABASE_URL"])
+    harness.create_database_if_missing()
     call_command("migrate", verbosity=0, interactive=False)
     from bench.load import ensure_dataset
     from subscribers import actions

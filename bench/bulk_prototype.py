@@ -94,9 +94,9 @@ def main(argv=None):
     parser.add_argument("--chunk-size", type=int, default=5_000)
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    from bench import run
+    from bench import harness
 
-    run._environment()
+    harness.environment()
     import django
 
     django.setup()

@@ -18,6 +18,7 @@ from labels.models import Color, Label
 from subscribers.actions import count_labels
 from subscribers.management.commands.seed_demo import DEMO_LABELS, DEMO_LOCALES, NAMES_PER_POOL, _name_pools
 from subscribers.models import Channel, Subscriber, SubscriberLabel
+from subscribers.search import fold
 
 MARKER = "bench_dataset"
 # Bumped when the generator changes, so an old data set is rebuilt rather than reused.
@@ -104,6 +105,11 @@ def _load(subscribers: int, labels: int, *, log) -> None:
     male = [name for locale in locales for name in pools[locale]["male"]]
     female = [name for locale in locales for name in pools[locale]["female"]]
     last = [name for locale in locales for name in pools[locale]["last"]]
+    # The search column, as subscribers.search.search_name writes it: folded here once per pool name,
+    # joined in SQL (anyascii folds character by character, so fold(first + " " + last) is the two folds
+    # joined by a space; concat_ws skips a name that folds to nothing).
+    folded = {"folded_male": [fold(name) for name in male], "folded_female": [fold(name) for name in female]}
+    folded["folded_last"] = [fold(name) for name in last]
     channel_ids = dict(Channel.objects.filter(name__in=CHANNEL_WEIGHTS).values_list("name", "pk"))
     started = time.monotonic()
     log(f"Generating {subscribers:,} subscribers…")
@@ -112,7 +118,7 @@ def _load(subscribers: int, labels: int, *, log) -> None:
         cursor.execute(
             f"""
             INSERT INTO {sub_table} (channel_id, foreign_id, first_name, last_name, gender, locale, timezone,
-                                     country, avatar_url, created_at, updated_at, last_seen_at)
+                                     country, avatar_url, created_at, updated_at, last_seen_at, search_name)
             SELECT r.channel_id,
                    'bench-' || r.i,
                    CASE WHEN r.gender = 'female' THEN (%(female)s::text[])[r.locale * %(pool)s + r.first]
@@ -126,7 +132,12 @@ def _load(subscribers: int, labels: int, *, log) -> None:
                    r.created_at,
                    r.created_at + (now() - r.created_at) * r.u * r.u,
                    r.created_at + (now() - r.created_at) * r.u * r.u
-                       + (now() - r.created_at) * (1 - r.u * r.u) * r.v
+                       + (now() - r.created_at) * (1 - r.u * r.u) * r.v,
+                   concat_ws(' ',
+                       NULLIF(CASE WHEN r.gender = 'female'
+                                   THEN (%(folded_female)s::text[])[r.locale * %(pool)s + r.first]
+                                   ELSE (%(folded_male)s::text[])[r.locale * %(pool)s + r.first] END, ''),
+                       NULLIF((%(folded_last)s::text[])[r.locale * %(pool)s + r.last], ''))
             FROM (
                 SELECT i,
                        (%(locale_slots)s::int[])[1 + floor(random() * 100)::int] AS locale,
@@ -153,6 +164,7 @@ def _load(subscribers: int, labels: int, *, log) -> None:
                 "channel_slots": _weighted({channel_ids[name]: weight for name, weight in CHANNEL_WEIGHTS.items()}),
                 "gender_slots": _weighted(GENDER_WEIGHTS),
                 "count": subscribers,
+                **folded,
             },
         )
     log(f"  {time.monotonic() - started:.0f} s")

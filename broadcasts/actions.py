@@ -4,29 +4,32 @@ The life of a broadcast: a draft is saved (`save_broadcast`), sent now or
 scheduled (`start_broadcast`); a worker then freezes its audience in chunks
 of subscriber ids (`_freeze_chunk`: one delivery row per recipient, written by
 one INSERT .. SELECT per chunk, skipped ones with their reason), and any
-number of workers send it (`send_batches`): each claims a batch of queued
-deliveries (SELECT .. FOR UPDATE SKIP LOCKED), marks them "sending" and
-commits *before* sending, sends at the channel's shared rate, then confirms
-every outcome in one statement. A worker that dies between the mark and the
-confirmation leaves its batch "sending": the sweep turns those into
-"unknown" and never sends them again.
+number of workers send it (`send_batches`), a small group at a time: each
+worker marks the next group of queued deliveries "sending" in one committed
+UPDATE (the rows picked by SELECT .. FOR UPDATE SKIP LOCKED) *before* sending
+them concurrently at the channel's shared rate, then confirms every outcome in
+one statement. A worker that dies leaves only the group it had in flight
+"sending" (the sweep turns those into "unknown", never sent again); the rest
+of the broadcast was never held and stays queued for the other workers, or for
+the one the sweep starts when the broadcast's heartbeat stops.
 """
 
 import json
 import logging
 import time
 from datetime import timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Max, Min, Q
+from django.db.models import F, Max, Min
 from django.db.models.functions import Coalesce
 from django.tasks import task
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from broadcasts import queries
-from broadcasts.connectors import Message, Outcome, connector_for, rate_of
+from broadcasts.connectors import RELEASE, Message, Outcome, connector_for, rate_of
 from broadcasts.messages import message_for
 from broadcasts.models import Broadcast, ChannelThrottle, Delivery, DeliveryReason, DeliveryStatus
 from labels.models import Label
@@ -37,9 +40,11 @@ logger = logging.getLogger(__name__)
 
 # Subscriber ids per freezing chunk: one INSERT .. SELECT each, a fraction of a second on PostgreSQL.
 FREEZE_CHUNK = 100_000
-# Deliveries a worker claims at once. On a slow channel a batch may outlast BATCH_DEADLINE_SECONDS: what it
-# has not tried by then goes back to the queue, so a batch never stays marked long enough to look lost.
-BATCH_SIZE = 50
+# Deliveries a worker marks "sending" at once (one committed UPDATE) and then sends concurrently: all of them
+# are in flight together, so a worker that dies leaves at most these "unknown". Nothing else is held.
+BATCH_SIZE = 16
+# On a rate-limited channel a group spans at most about this long (fewer deliveries per group on slow channels).
+GROUP_SPAN_SECONDS = 2.0
 # A delivery marked "sending" this long ago has lost its worker (a batch takes seconds): it becomes unknown.
 STALE_SENDING = timedelta(minutes=2)
 # A sending broadcast whose batches stopped this long ago has lost its workers: the sweep queues it again.
@@ -49,8 +54,6 @@ MAX_ATTEMPTS = 5
 # After this many sent or failed, a share of failures above this pauses the broadcast: something is wrong.
 ERROR_RATE_MINIMUM = 100
 ERROR_RATE_PAUSE = 0.5
-# A batch that takes longer than this (a slow channel) hands its unattempted deliveries back.
-BATCH_DEADLINE_SECONDS = 60
 THROTTLE_PAUSE_SECONDS = 2.0
 
 
@@ -201,14 +204,17 @@ def _freeze_chunk(broadcast_id: int) -> bool:
     """Freeze the next chunk of the audience in one transaction; return whether there is more to do.
 
     The first pass finds the audience's highest id: subscribers created after
-    sending started are not in it. Rows already frozen (a chunk run twice after a
-    crash) are left alone by ON CONFLICT DO NOTHING.
+    sending started are not in it. A chunk's rows commit with `frozen_up_to`, so
+    a chunk is never written twice, even after a crash.
     """
     with transaction.atomic():
         broadcast = Broadcast.objects.select_for_update().get(pk=broadcast_id)
         if broadcast.status != Broadcast.Status.SENDING or broadcast.is_frozen:
             return False
         now = timezone.now()
+        if broadcast.freeze_max is None and broadcast.segment_id:
+            # A segment is read when sending starts: the broadcast records the filter it goes out with.
+            broadcast.audience = {"filters": broadcast.segment.filters()}
         try:
             subscribers = queries.audience(broadcast.audience, broadcast.last_interaction_hours, now=now)
         except ValueError as error:
@@ -232,22 +238,29 @@ def _freeze_chunk(broadcast_id: int) -> bool:
                 .values_list("recipient", "outcome")
             )
             sql, params = chunk.query.sql_with_params()
+            # A plain INSERT: this transaction holds the broadcast's row and moves `frozen_up_to` with the rows,
+            # so none of them can exist yet (ON CONFLICT would cost a speculative insertion per row).
+            insert = f"""
+                INSERT INTO {_table(Delivery)} (broadcast_id, subscriber_id, status, reason, detail, attempts,
+                                                message_id)
+                SELECT %s, a.recipient, CASE WHEN a.outcome = '' THEN 'queued' ELSE 'skipped' END, a.outcome,
+                       '', 0, ''
+                FROM ({sql}) AS a
+                RETURNING status
+            """
             with connection.cursor() as cursor:
-                cursor.execute(
-                    f"""
-                    INSERT INTO {_table(Delivery)} (broadcast_id, subscriber_id, status, reason, detail, attempts,
-                                                    message_id)
-                    SELECT %s, a.recipient, CASE WHEN a.outcome = '' THEN 'queued' ELSE 'skipped' END, a.outcome,
-                           '', 0, ''
-                    FROM ({sql}) AS a WHERE true
-                    ON CONFLICT (broadcast_id, subscriber_id) DO NOTHING
-                    RETURNING status
-                    """,
-                    [broadcast.pk, *params],
-                )
-                statuses = [status for (status,) in cursor.fetchall()]
-            broadcast.total_count += len(statuses)
-            broadcast.skipped_count += sum(1 for status in statuses if status == DeliveryStatus.SKIPPED)
+                if connection.vendor == "postgresql":  # counted in the database, not sent back row by row
+                    cursor.execute(
+                        f"WITH added AS ({insert}) SELECT status, COUNT(*) FROM added GROUP BY status",
+                        [broadcast.pk, *params],
+                    )
+                    added = dict(cursor.fetchall())
+                else:
+                    cursor.execute(insert, [broadcast.pk, *params])
+                    statuses = [status for (status,) in cursor.fetchall()]
+                    added = {status: statuses.count(status) for status in set(statuses)}
+            broadcast.total_count += sum(added.values())
+            broadcast.skipped_count += added.get(DeliveryStatus.SKIPPED, 0)
             broadcast.frozen_up_to = high
         more = high < broadcast.freeze_max
         if not more:
@@ -269,53 +282,74 @@ def _fail(broadcast: Broadcast, reason: str, now) -> None:
 
 
 def send_batches(broadcast_id: int, *, sleep=time.sleep, max_batches: int | None = None, after_mark=None) -> int:
-    """Claim, send and confirm batches of a frozen, sending broadcast until none is left; return how many sent.
+    """Mark, send and confirm groups of a frozen, sending broadcast until none is left; return how many sent.
 
     Safe with any number of workers at once. Stops when the broadcast is paused,
-    cancelled or done. `after_mark(deliveries)` (tests) runs between the mark and the sends.
+    cancelled or done. `after_mark(subscribers)` (tests) runs between the mark and the sends.
     """
     connectors: dict[int, object] = {}
     sent = batches = 0
+    after = 0  # this worker's last subscriber id: its next claim starts there, past the rows already done
+    size = _batch_size()
+    broadcast = Broadcast.objects.filter(pk=broadcast_id).first()
     try:
         while max_batches is None or batches < max_batches:
-            broadcast = Broadcast.objects.filter(pk=broadcast_id).first()
             if broadcast is None or broadcast.status != Broadcast.Status.SENDING or not broadcast.is_frozen:
                 break
-            claimed = _claim(broadcast)
+            claimed = _claim(broadcast, size=size, after=after)
+            if not claimed and after:
+                after = 0
+                claimed = _claim(broadcast, size=size)
             if not claimed:
-                _finish_if_done(broadcast_id)
-                _queue_retries(broadcast_id)
+                if not _finish_if_done(broadcast_id):
+                    _queue_retries(broadcast_id)
                 break
+            after = claimed[-1].pk
             batches += 1
             if after_mark is not None:
                 after_mark(claimed)
-            results = _send(broadcast, claimed, connectors, sleep)
-            sent += _confirm(broadcast, results)
+            results, slowest = _send(broadcast, claimed, connectors, sleep)
+            if slowest:  # a slow channel: smaller groups, so none stays marked long
+                size = max(1, min(_batch_size(), int(slowest * GROUP_SPAN_SECONDS)))
+            done, broadcast.status = _confirm(broadcast, results)
+            sent += done
     finally:
         for connector in connectors.values():
             connector.close()
     return sent
 
 
-def _claim(broadcast: Broadcast) -> list[Subscriber]:
-    """Mark a batch of due queued deliveries "sending" and commit; return their subscribers (channel joined)."""
+def _claim(broadcast: Broadcast, *, size: int | None = None, after: int = 0) -> list[Subscriber]:
+    """Mark the next group of due queued deliveries "sending", committed before any is sent; return their people.
+
+    One UPDATE over the rows a SELECT .. FOR UPDATE SKIP LOCKED picks (so two
+    workers never take the same row), in subscriber order from `after`. The pick
+    is MATERIALIZED: run once, so the LIMIT holds. Only
+    this group is held: the rest of the broadcast stays queued for any worker.
+    """
     now = timezone.now()
-    with transaction.atomic():
-        due = (
-            Delivery.objects.filter(broadcast=broadcast, status=DeliveryStatus.QUEUED)
-            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-            .order_by("subscriber_id")
-            .select_for_update(skip_locked=True)
-            .values_list("subscriber_id", flat=True)
+    table = _table(Delivery)
+    lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH due AS MATERIALIZED (
+                SELECT subscriber_id AS s FROM {table}
+                WHERE broadcast_id = %s AND status = 'queued' AND subscriber_id > %s
+                      AND (next_attempt_at IS NULL OR next_attempt_at <= %s)
+                ORDER BY subscriber_id LIMIT %s{lock}
+            )
+            UPDATE {table} SET status = 'sending', claimed_at = %s
+            FROM due
+            WHERE {table}.broadcast_id = %s AND {table}.subscriber_id = due.s AND {table}.status = 'queued'
+            RETURNING {table}.subscriber_id
+            """,
+            [broadcast.pk, after, _db_time(now), size or _batch_size(), _db_time(now), broadcast.pk],
         )
-        ids = list(due[: _batch_size()])
-        if not ids:
-            return []
-        Delivery.objects.filter(broadcast=broadcast, subscriber_id__in=ids).update(
-            status=DeliveryStatus.SENDING, claimed_at=now
-        )
-    subscribers = Subscriber.objects.filter(pk__in=ids).select_related("channel").order_by("pk")
-    found = list(subscribers)
+        ids = sorted(subscriber_id for (subscriber_id,) in cursor.fetchall())
+    if not ids:
+        return []
+    found = list(Subscriber.objects.filter(pk__in=ids).select_related("channel").order_by("pk"))
     missing = set(ids) - {subscriber.pk for subscriber in found}
     if missing:  # deleted since the freeze: nothing to send them
         _confirm(
@@ -341,10 +375,12 @@ def _skip_reason(broadcast: Broadcast, subscriber: Subscriber, now) -> str:
     return ""
 
 
-def _send(broadcast: Broadcast, subscribers: list[Subscriber], connectors: dict, sleep) -> list[tuple[int, Outcome]]:
-    """Send the batch at each channel's shared rate; stop early (the rest back to the queue) on a page-level error."""
+def _send(broadcast: Broadcast, subscribers: list[Subscriber], connectors: dict, sleep):
+    """Send a marked group at each channel's shared rate, concurrently; return its outcomes and the slowest rate.
+
+    After a page-level error or a "slow down", what was not yet sent goes back to the queue.
+    """
     results: list[tuple[int, Outcome]] = []
-    started = time.monotonic()
     now = timezone.now()
     by_channel: dict[int, list[Subscriber]] = {}
     for subscriber in subscribers:
@@ -353,34 +389,48 @@ def _send(broadcast: Broadcast, subscribers: list[Subscriber], connectors: dict,
             results.append((subscriber.pk, Outcome("skip", reason)))
         else:
             by_channel.setdefault(subscriber.channel_id, []).append(subscriber)
+    slowest = 0.0
     stopped = False
     for channel_people in by_channel.values():
         channel = channel_people[0].channel
+        if stopped:
+            results.extend((subscriber.pk, RELEASE) for subscriber in channel_people)
+            continue
         connector = connectors.get(channel.pk) or connectors.setdefault(channel.pk, connector_for(channel))
         rate = rate_of(channel)
-        slots = _reserve_slots(channel, len(channel_people), rate) if rate else None
-        for index, subscriber in enumerate(channel_people):
-            if stopped or time.monotonic() - started > BATCH_DEADLINE_SECONDS:
-                results.append((subscriber.pk, Outcome("release")))
-                continue
-            if slots is not None:
-                wait = (slots + timedelta(seconds=index / rate) - timezone.now()).total_seconds()
-                if wait > 0:
-                    sleep(wait)
+        slowest = min(slowest, rate) if slowest and rate else slowest or rate
+        items = []
+        for subscriber in channel_people:
             try:
                 text = message_for(broadcast, subscriber)
             except ValueError as error:
                 results.append((subscriber.pk, Outcome("failed", DeliveryReason.REJECTED, str(error)[:500])))
                 continue
-            message = Message(text, broadcast.quick_replies, broadcast.message_tag, broadcast.pk)
-            outcome = connector.send(subscriber, message)
+            items.append([subscriber, Message(text, broadcast.quick_replies, broadcast.message_tag, broadcast.pk)])
+        if not items:
+            continue
+        first = _reserve_slots(channel, len(items), rate) if rate else None
+        timed = [
+            (subscriber, message, first + timedelta(seconds=index / rate) if first is not None else None)
+            for index, (subscriber, message) in enumerate(items)
+        ]
+        outcomes = connector.send_many(timed, partial(_wait_until, sleep=sleep))
+        for (subscriber, _message, _due), outcome in zip(timed, outcomes, strict=True):
             results.append((subscriber.pk, outcome))
-            if outcome.kind == "throttled":
-                _slow_down(channel, outcome.retry_after)
-            if outcome.kind == "stop":
-                stopped = True
-                _pause_for(broadcast, outcome.detail)
-    return results
+        throttled = [outcome for outcome in outcomes if outcome.kind == "throttled"]
+        if throttled:
+            _slow_down(channel, max(outcome.retry_after or 0 for outcome in throttled) or None)
+        stop = next((outcome for outcome in outcomes if outcome.kind == "stop"), None)
+        if stop is not None:
+            stopped = True
+            _pause_for(broadcast, stop.detail)
+    return results, slowest
+
+
+def _wait_until(due, *, sleep) -> None:
+    wait = (due - timezone.now()).total_seconds()
+    if wait > 0:
+        sleep(wait)
 
 
 def _reserve_slots(channel, count: int, rate: float):
@@ -408,28 +458,44 @@ def _pause_for(broadcast: Broadcast, reason: str) -> None:
         logger.warning("Broadcast %s paused: %s", broadcast.pk, reason)
 
 
-def _confirm(broadcast: Broadcast, results: list[tuple[int, Outcome]]) -> int:
-    """Record every outcome of a batch and move the broadcast's counts, in one transaction; return how many sent."""
-    if not results:
-        return 0
+def _confirm(broadcast: Broadcast, results: list[tuple[int, Outcome]]) -> tuple[int, str]:
+    """Record a group's outcomes and move the broadcast's counts in one transaction; return (sent, its status).
+
+    A confirmation lost in a crash of the database itself leaves its deliveries
+    "sending", hence "unknown", never resent: it need not wait for the disk
+    (PostgreSQL's synchronous_commit off for this transaction). The mark does.
+    """
     now = timezone.now()
     rows = []
     for subscriber_id, outcome in results:
         status, reason, next_attempt, attempted = _status_of(outcome, now)
         rows.append((subscriber_id, status, reason, outcome.detail[:500], outcome.message_id, next_attempt, attempted))
-    with transaction.atomic():
-        changed = _update_deliveries(broadcast.pk, rows, now)
+    table = _table(Broadcast)
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        changed = _update_deliveries(broadcast.pk, rows, now) if rows else []
         counts = {status: sum(1 for s in changed if s == status) for status in set(changed)}
-        Broadcast.objects.filter(pk=broadcast.pk).update(
-            sent_count=F("sent_count") + counts.get(DeliveryStatus.SENT, 0),
-            failed_count=F("failed_count") + counts.get(DeliveryStatus.FAILED, 0),
-            skipped_count=F("skipped_count") + counts.get(DeliveryStatus.SKIPPED, 0),
-            unknown_count=F("unknown_count") + counts.get(DeliveryStatus.UNKNOWN, 0),
-            heartbeat_at=now,
+        cursor.execute(
+            f"""
+            UPDATE {table} SET sent_count = sent_count + %s, failed_count = failed_count + %s,
+                   skipped_count = skipped_count + %s, unknown_count = unknown_count + %s, heartbeat_at = %s
+            WHERE id = %s RETURNING status, sent_count, failed_count
+            """,
+            [
+                counts.get(DeliveryStatus.SENT, 0),
+                counts.get(DeliveryStatus.FAILED, 0),
+                counts.get(DeliveryStatus.SKIPPED, 0),
+                counts.get(DeliveryStatus.UNKNOWN, 0),
+                _db_time(now),
+                broadcast.pk,
+            ],
         )
-    _pause_on_errors(broadcast.pk)
-    _finish_if_done(broadcast.pk)
-    return counts.get(DeliveryStatus.SENT, 0)
+        row = cursor.fetchone()
+    status, sent_count, failed_count = row if row else (Broadcast.Status.CANCELLED, 0, 0)
+    if counts.get(DeliveryStatus.FAILED) and _too_many_errors(broadcast.pk, sent_count, failed_count):
+        status = Broadcast.Status.PAUSED
+    return counts.get(DeliveryStatus.SENT, 0), status
 
 
 def _status_of(outcome: Outcome, now):
@@ -453,7 +519,11 @@ def _status_of(outcome: Outcome, now):
 def _update_deliveries(broadcast_id: int, rows: list[tuple], now) -> list[str]:
     """Apply the batch's outcomes to the deliveries still marked "sending"; return their new statuses.
 
-    One UPDATE for the whole batch. A temporary error (rare) goes back to the
+    One UPDATE for the whole group, through the primary key: its status test is
+    written so that it does not match the partial index delivery_by_status, whose
+    "sending" range every delivery passes through and whose dead entries, until the next
+    VACUUM, make it much slower than the key while the planner thinks it tiny.
+    A temporary error (rare) goes back to the
     queue with a delay growing with its attempts, or fails for good after
     MAX_ATTEMPTS: those are read and written one by one.
     """
@@ -490,7 +560,8 @@ def _update_deliveries(broadcast_id: int, rows: list[tuple], now) -> list[str]:
                    sent_at = CASE WHEN v.status = 'sent' THEN %s ELSE NULL END,
                    claimed_at = CASE WHEN v.status = 'queued' THEN NULL ELSE {table}.claimed_at END
             FROM {source} AS v
-            WHERE {table}.broadcast_id = %s AND {table}.subscriber_id = v.s AND {table}.status = 'sending'
+            WHERE {table}.broadcast_id = %s AND {table}.subscriber_id = v.s
+                  AND COALESCE({table}.status, '') = 'sending'
             RETURNING {table}.status
             """,
             [_db_time(now), *params, broadcast_id],
@@ -527,23 +598,26 @@ def _db_time(moment):
     return connection.ops.adapt_datetimefield_value(moment) if moment is not None else None
 
 
-def _pause_on_errors(broadcast_id: int) -> None:
-    broadcast = Broadcast.objects.get(pk=broadcast_id)
-    tried = broadcast.sent_count + broadcast.failed_count
-    if tried >= ERROR_RATE_MINIMUM and broadcast.failed_count > tried * ERROR_RATE_PAUSE:
-        reason = _("%(failed)s of the %(tried)s messages tried so far failed: sending paused to let you look.") % {
-            "failed": broadcast.failed_count,
-            "tried": tried,
-        }
-        _pause_for(broadcast, reason)
+def _too_many_errors(broadcast_id: int, sent_count: int, failed_count: int) -> bool:
+    """Pause the broadcast when most of what was tried failed: something is wrong. True when it paused."""
+    tried = sent_count + failed_count
+    if tried < ERROR_RATE_MINIMUM or failed_count <= tried * ERROR_RATE_PAUSE:
+        return False
+    reason = _("%(failed)s of the %(tried)s messages tried so far failed: sending paused to let you look.") % {
+        "failed": failed_count,
+        "tried": tried,
+    }
+    broadcast = Broadcast(pk=broadcast_id)
+    _pause_for(broadcast, reason)
+    return True
 
 
 def _finish_if_done(broadcast_id: int) -> bool:
     """Mark a sending broadcast done once nothing is queued or being sent; one worker does it."""
-    waiting = Delivery.objects.filter(
-        broadcast_id=broadcast_id, status__in=[DeliveryStatus.QUEUED, DeliveryStatus.SENDING]
-    ).exists()
-    if waiting:
+    # One look per status, each over its own partial index (delivery_queued, delivery_by_status): a status IN
+    # (..) over both would read the whole table when neither has a row.
+    deliveries = Delivery.objects.filter(broadcast_id=broadcast_id)
+    if any(deliveries.filter(status=status).exists() for status in (DeliveryStatus.QUEUED, DeliveryStatus.SENDING)):
         return False
     return bool(
         Broadcast.objects.filter(pk=broadcast_id, status=Broadcast.Status.SENDING, frozen_at__isnull=False).update(
@@ -579,14 +653,24 @@ def sweep_broadcasts(now=None) -> dict:
     ago (or whose time has come) is queued again, by one sweeper only.
     """
     now = now or timezone.now()
-    lost = list(
-        Delivery.objects.filter(status=DeliveryStatus.SENDING, claimed_at__lt=now - STALE_SENDING)
-        .values_list("broadcast_id", "subscriber_id")
-        .order_by()[:10_000]
-    )
+    # Looked for broadcast by broadcast, over each one's "sending" range of delivery_by_status: only a broadcast
+    # that went out and is not done can have any (done means none is queued or being sent).
+    went_out = [Broadcast.Status.SENDING, Broadcast.Status.PAUSED, Broadcast.Status.CANCELLED, Broadcast.Status.FAILED]
     by_broadcast: dict[int, list[int]] = {}
-    for broadcast_id, subscriber_id in lost:
-        by_broadcast.setdefault(broadcast_id, []).append(subscriber_id)
+    lost = 0
+    for broadcast_id in Broadcast.objects.filter(status__in=went_out).values_list("pk", flat=True).order_by("pk"):
+        subscriber_ids = list(
+            Delivery.objects.filter(
+                broadcast_id=broadcast_id, status=DeliveryStatus.SENDING, claimed_at__lt=now - STALE_SENDING
+            )
+            .values_list("subscriber_id", flat=True)
+            .order_by()[: 10_000 - lost]
+        )
+        if subscriber_ids:
+            by_broadcast[broadcast_id] = subscriber_ids
+            lost += len(subscriber_ids)
+        if lost >= 10_000:
+            break
     for broadcast_id, subscriber_ids in by_broadcast.items():
         with transaction.atomic():
             changed = Delivery.objects.filter(
@@ -610,7 +694,7 @@ def sweep_broadcasts(now=None) -> dict:
             queued.append(broadcast_id)
     if queued:
         logger.warning("Broadcasts queued again by the sweep: %s", queued)
-    return {"unknown": len(lost), "queued": queued}
+    return {"unknown": lost, "queued": queued}
 
 
 # --- Test sends and labels ------------------------------------------------------------------------

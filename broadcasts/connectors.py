@@ -1,7 +1,8 @@
 """How a message reaches a person on each kind of channel, and what each channel's answer means.
 
 `connector_for(channel)` gives one connector per channel, reused for a worker's
-batches (it keeps its HTTP connection open). `send()` returns an `Outcome`:
+groups (it keeps its HTTP connections open). `send()` returns an `Outcome`, and
+`send_many()` sends a group of messages at once (concurrently over HTTP):
 
 - sent: delivered (or handed to the channel);
 - failed: permanent for this person (unreachable, outside the window, refused);
@@ -14,10 +15,16 @@ Connection errors before anything was sent are `retry`; a timeout waiting for th
 answer is `unknown`, so a message is never sent twice.
 """
 
+import http.client
 import json
+import socket
+import ssl
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from urllib.parse import urlencode, urlsplit
 
-import httpx
 from django.conf import settings
 from django.utils.translation import gettext as _
 
@@ -27,6 +34,9 @@ from webhooks.signing import signed_headers
 
 CONNECT_TIMEOUT_SECONDS = 5
 READ_TIMEOUT_SECONDS = 10
+# A kept-alive connection idle longer than this is reopened before a send: a server may have closed it, and a
+# send on a closed connection could not tell "never arrived" from "arrived, no answer".
+IDLE_REUSE_SECONDS = 1.0
 # Messages per second when the channel's settings give no `messages_per_second` (0 there means no limit).
 # Messenger allows about 300 a second per page: well under it.
 DEFAULT_RATES = {ChannelKind.MESSENGER: 100, ChannelKind.WEBHOOK: 100, ChannelKind.CONSOLE: 200}
@@ -47,7 +57,7 @@ class Message:
 
 @dataclass(frozen=True)
 class Outcome:
-    kind: str  # sent, failed, retry, throttled, unknown, stop
+    kind: str  # sent, failed, retry, throttled, unknown, stop; release (not tried: back to the queue)
     reason: str = ""
     detail: str = ""
     message_id: str = ""
@@ -55,6 +65,9 @@ class Outcome:
 
 
 SENT = "sent"
+RELEASE = Outcome("release")
+# After one of these, a group's messages not yet sent are not sent (they go back to the queue).
+HALTING = ("stop", "throttled")
 
 
 def rate_of(channel) -> float:
@@ -83,49 +96,153 @@ class ConsoleConnector:
         self.channel = channel
 
     def send(self, subscriber, message: Message) -> Outcome:
-        stored = ConsoleMessage.objects.create(
-            subscriber=subscriber,
-            broadcast_id=message.broadcast_id,
-            text=message.text,
-            quick_replies=message.quick_replies,
-            is_test=message.is_test,
+        return self.send_many([(subscriber, message, None)], lambda due: None)[0]
+
+    def send_many(self, items, wait) -> list[Outcome]:
+        """Store a group's messages: each at its slot when the channel has a rate, else all in one statement."""
+        if len(items) > 1 and any(due is not None for _subscriber, _message, due in items):
+            return [self.send_many([item], wait)[0] for item in items]
+        if items and items[0][2] is not None:
+            wait(items[0][2])
+        stored = ConsoleMessage.objects.bulk_create(
+            ConsoleMessage(
+                subscriber=subscriber,
+                broadcast_id=message.broadcast_id,
+                text=message.text,
+                quick_replies=message.quick_replies,
+                is_test=message.is_test,
+            )
+            for subscriber, message, _due in items
         )
-        return Outcome(SENT, message_id=f"console-{stored.pk}")
+        return [Outcome(SENT, message_id=f"console-{message.pk}") for message in stored]
 
     def close(self):
         pass
 
 
+@dataclass(frozen=True)
+class _Response:
+    status_code: int
+    headers: object  # http.client.HTTPMessage: .get() ignores the case of the name
+    content: bytes
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status_code < 300
+
+    @property
+    def is_redirect(self) -> bool:
+        return 300 <= self.status_code < 400
+
+    def json(self):
+        return json.loads(self.content)
+
+
 class _HttpConnector:
+    """One kept-alive connection per sending thread (stdlib http.client: a fraction of the CPU of a full client).
+
+    `send_many` sends a group concurrently, one thread per message: all of them
+    were marked "sending" together just before (broadcasts.actions), so all are in
+    flight at once. A connection error before the request went out is `retry`;
+    anything after it is `unknown` (the channel may have it: never sent again).
+    """
+
     supports_quick_replies = True
 
     def __init__(self, channel):
         self.channel = channel
-        self.client = httpx.Client(
-            timeout=httpx.Timeout(
-                connect=CONNECT_TIMEOUT_SECONDS,
-                read=READ_TIMEOUT_SECONDS,
-                write=READ_TIMEOUT_SECONDS,
-                pool=CONNECT_TIMEOUT_SECONDS,
-            ),
-            follow_redirects=False,
-        )
+        self.connect_timeout = CONNECT_TIMEOUT_SECONDS
+        self.read_timeout = READ_TIMEOUT_SECONDS
+        self._local = threading.local()
+        self._opened: set[http.client.HTTPConnection] = set()  # every thread's, for close()
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_size = 0
+
+    def send(self, subscriber, message: Message) -> Outcome:  # pragma: no cover - defined by each connector
+        raise NotImplementedError
+
+    def send_many(self, items, wait) -> list[Outcome]:
+        """Send (subscriber, message, due) items at once, each after its `due` slot (None: now); outcomes in order."""
+        halted = threading.Event()
+
+        def one(item):
+            subscriber, message, due = item
+            if due is not None and not halted.is_set():
+                wait(due)
+            if halted.is_set():
+                return RELEASE
+            outcome = self.send(subscriber, message)
+            if outcome.kind in HALTING:
+                halted.set()
+            return outcome
+
+        if len(items) <= 1:
+            return [one(item) for item in items]
+        if self._pool is None or self._pool_size < len(items):
+            if self._pool is not None:
+                self._pool.shutdown()
+            self._pool, self._pool_size = ThreadPoolExecutor(len(items), thread_name_prefix="send"), len(items)
+        return list(self._pool.map(one, items))
 
     def close(self):
-        self.client.close()
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+        with self._lock:
+            for connection in self._opened:
+                connection.close()
+            self._opened.clear()
 
-    def _post(self, url, **kwargs) -> httpx.Response | Outcome:
+    def _connection(self, url) -> tuple[http.client.HTTPConnection, str]:
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.hostname, parts.port)
+        connections = self._local.__dict__.setdefault("connections", {})
+        connection, last_used = connections.get(key, (None, 0.0))
+        if connection is not None and time.monotonic() - last_used > IDLE_REUSE_SECONDS:
+            self._forget(url, connection)
+            connection = None
+        if connection is None:
+            if parts.scheme == "https":
+                connection = http.client.HTTPSConnection(
+                    parts.hostname, parts.port, timeout=self.connect_timeout, context=ssl.create_default_context()
+                )
+            else:
+                connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=self.connect_timeout)
+            with self._lock:
+                self._opened.add(connection)
+        connections[key] = (connection, time.monotonic())
+        path = parts.path or "/"
+        return connection, f"{path}?{parts.query}" if parts.query else path
+
+    def _forget(self, url, connection) -> None:
+        connection.close()
+        with self._lock:
+            self._opened.discard(connection)
+        parts = urlsplit(url)
+        self._local.__dict__.get("connections", {}).pop((parts.scheme, parts.hostname, parts.port), None)
+
+    def _post(self, url, *, content: bytes, headers: dict) -> _Response | Outcome:
+        connection, target = self._connection(url)
+        if connection.sock is None:
+            try:
+                connection.connect()
+                connection.sock.settimeout(self.read_timeout)
+            except (OSError, http.client.HTTPException) as error:
+                self._forget(url, connection)
+                return Outcome("retry", detail=_("Could not connect: %(error)s") % {"error": str(error)[:200]})
         try:
-            return self.client.post(url, **kwargs)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
-            return Outcome("retry", detail=_("Could not connect: %(error)s") % {"error": str(error)[:200]})
-        except httpx.TransportError as error:
+            connection.request("POST", target, body=content, headers=headers)
+            answer = connection.getresponse()
+            response = _Response(answer.status, answer.headers, answer.read())
+        except (OSError, http.client.HTTPException) as error:
             # The request may have reached the channel: it is not sent again.
-            return Outcome(
-                "unknown",
-                DeliveryReason.NO_ANSWER,
-                _("No answer (%(error)s).") % {"error": error.__class__.__name__},
-            )
+            self._forget(url, connection)
+            name = "Timeout" if isinstance(error, socket.timeout | TimeoutError) else error.__class__.__name__
+            return Outcome("unknown", DeliveryReason.NO_ANSWER, _("No answer (%(error)s).") % {"error": name})
+        if answer.will_close:
+            self._forget(url, connection)
+        return response
 
 
 def _retry_after(response) -> float | None:
@@ -156,7 +273,9 @@ class MessengerConnector(_HttpConnector):
                 for reply in message.quick_replies
             ]
         response = self._post(
-            f"{settings.MESSENGER_GRAPH_URL.rstrip('/')}/me/messages", params={"access_token": token}, json=body
+            f"{settings.MESSENGER_GRAPH_URL.rstrip('/')}/me/messages?{urlencode({'access_token': token})}",
+            content=json.dumps(body, ensure_ascii=False).encode(),
+            headers={"Content-Type": "application/json", "User-Agent": "Hexasubs-Broadcasts/1"},
         )
         if isinstance(response, Outcome):
             return response

@@ -11,7 +11,9 @@ from django.utils.translation import ngettext
 
 from broadcasts.messages import parse
 from broadcasts.models import Broadcast, DeliveryStatus, MessageTag
+from labels.forms import check_not_exclusive_together
 from labels.models import Label
+from segments.models import Segment, normalise_query
 from subscribers.filters import SubscriberFilter
 from subscribers.models import Subscriber
 from subscribers.validators import validate_locale
@@ -58,6 +60,8 @@ class BroadcastForm(forms.ModelForm):
             "(up to 13; titles of 20 characters at most)."
         ),
     )
+    # The segment the audience came from (segments/): kept while the audience's filters are still the segment's.
+    segment = forms.CharField(required=False, widget=forms.HiddenInput)
 
     class Meta:
         model = Broadcast
@@ -92,6 +96,7 @@ class BroadcastForm(forms.ModelForm):
                 data.setlist(name, values)
         self.audience = audience_filter(data)
         if self.instance.pk and not self.is_bound:
+            self.initial["segment"] = self.instance.segment_id or ""
             self.initial["quick_replies_text"] = "\n".join(
                 f"{reply['title']} | {reply['payload']}" for reply in self.instance.quick_replies
             )
@@ -144,9 +149,18 @@ class BroadcastForm(forms.ModelForm):
             self.add_error(None, _("Audience: %(problem)s") % {"problem": problem})
         return cleaned
 
+    def audience_segment(self) -> Segment | None:
+        """The segment the audience is, if its filters are still exactly the segment's (else it was changed)."""
+        value = str(self["segment"].value() or "")
+        segment = Segment.objects.filter(pk=value).first() if value.isdigit() else None
+        if segment is None or normalise_query(self.audience.data or QueryDict()) != segment.query:
+            return None
+        return segment
+
     def save(self, commit=True):
         self.instance.quick_replies = self.cleaned_data["quick_replies_text"]
         self.instance.audience = audience_selection(self.audience)
+        self.instance.segment = self.audience_segment()
         return super().save(commit)
 
 
@@ -301,3 +315,8 @@ class LabelRecipientsForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
         error_messages={"required": _("Pick at least one label.")},
     )
+
+    def clean_labels(self):
+        labels = self.cleaned_data["labels"]
+        check_not_exclusive_together(labels)
+        return labels

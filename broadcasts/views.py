@@ -59,7 +59,7 @@ def _compose(request, broadcast: Broadcast | None):
     data = request.POST if request.method == "POST" else None
     if data is None and broadcast is None:
         data_for_audience = request.GET.copy()
-        form = BroadcastForm(initial={"title": "", "text": ""})
+        form = BroadcastForm(initial={"title": "", "text": "", "segment": request.GET.get("segment", "")})
         form.audience = audience_filter(data_for_audience)
     else:
         form = BroadcastForm(data, instance=broadcast)

@@ -6,4 +6,5 @@ class HexasubsConfig(AppConfig):
     verbose_name = "Hexasubs"
 
     def ready(self):
-        from hexasubs import checks  # noqa: F401  (registers the system checks)
+        # Registers the system checks; connects what forgets the cached permissions.
+        from hexasubs import checks, permissions  # noqa: F401

@@ -1,4 +1,7 @@
 from django.contrib import messages
+from django.contrib.auth.models import AnonymousUser
+from django.urls import Resolver404, resolve
+from django.utils import translation
 from django_htmx.http import trigger_client_event
 
 
@@ -24,3 +27,37 @@ class HtmxMessagesMiddleware:
         if pending:
             trigger_client_event(response, "showMessages", {"messages": pending})
         return response
+
+
+class BotApiMiddleware:
+    """Bot API calls go straight to their view, sparing them the console's middleware.
+
+    The bot runtime calls /api/v1/ on every message a person sends, with a key, never a session: it needs
+    no session, CSRF check, user, messages, login redirect, htmx, lockout, clickjacking or CSP header.
+    Placed right after SecurityMiddleware (whose headers and HTTPS redirect it keeps), it answers those
+    calls itself: in the language of the request, as the console's LocaleMiddleware picks it, with an
+    anonymous `request.user`. The docs page and the schema, read by staff signed in to the console, take
+    the usual way.
+    """
+
+    PREFIX = "/api/v1/"
+    # The docs and the schema (staff signed in), and the root (the console's 404 page).
+    CONSOLE_VIEWS = {"openapi-view", "openapi-json", "api-root"}
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not request.path_info.startswith(self.PREFIX):
+            return self.get_response(request)
+        try:
+            match = resolve(request.path_info)
+        except Resolver404:
+            return self.get_response(request)
+        if match.namespace != "api" or match.url_name in self.CONSOLE_VIEWS:
+            return self.get_response(request)
+        translation.activate(translation.get_language_from_request(request))
+        request.LANGUAGE_CODE = translation.get_language()
+        request.user = AnonymousUser()
+        request.resolver_match = match
+        return match.func(request, *match.args, **match.kwargs)

@@ -79,12 +79,15 @@ INSTALLED_APPS = [
     "ninja",
     "api",
     "webhooks",
+    "segments",
     "broadcasts",
     "axes",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Bot API calls (keys, not sessions) go from here straight to their view: the rest is the console's.
+    "hexasubs.middleware.BotApiMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -129,6 +132,11 @@ if DATABASES["default"]["ENGINE"] not in {"django.db.backends.sqlite3", "django.
         "The environment variable DATABASE_URL is malformed: use sqlite:///path/to/file.sqlite3 "
         "or postgres://user:password@host:port/name."
     )
+# Persistent connections: seconds a connection is kept between requests (0: closed after each), as
+# DATABASE_URL's ?conn_max_age= also sets. The bot API spends a good part of a short request connecting without.
+if env.str("CONN_MAX_AGE", default=""):
+    DATABASES["default"]["CONN_MAX_AGE"] = _read("CONN_MAX_AGE", env.int, 0)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web server read while a background worker writes.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
@@ -151,6 +159,11 @@ IMPORT_UPLOAD_LIMIT_MB = _read("IMPORT_UPLOAD_LIMIT_MB", env.int, 200)
 if IMPORT_UPLOAD_LIMIT_MB < 1:
     raise ImproperlyConfigured("The environment variable IMPORT_UPLOAD_LIMIT_MB is malformed: use 1 or more.")
 IMPORT_DIR = Path(_read("IMPORT_DIR", env.str, str(BASE_DIR / "var" / "imports")))
+# Uploaded files (and staged rows) of imports never started, or ended this many hours ago, are removed by the
+# workers' sweep and `manage.py remove_old_import_files`; an ended import keeps its report, not its file.
+IMPORT_KEEP_HOURS = _read("IMPORT_KEEP_HOURS", env.float, 24)
+if IMPORT_KEEP_HOURS <= 0:
+    raise ImproperlyConfigured("The environment variable IMPORT_KEEP_HOURS is malformed: use hours above 0.")
 
 # Broadcasts (broadcasts/): at most BROADCAST_FREQUENCY_CAP promotional messages per subscriber in any 24 hours;
 # promotional messages on Messenger only to people whose last message is younger than BROADCAST_WINDOW_HOURS
@@ -175,7 +188,8 @@ AUTH_PASSWORD_VALIDATORS = [
 
 # Login throttling (django-axes): after LOGIN_FAILURE_LIMIT wrong passwords for one username, or from one
 # address, logins from there are refused for LOGIN_COOLOFF_MINUTES, on the app's and the admin's login alike.
-AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+# ModelBackend with each user's permissions cached until a group or permission changes (hexasubs.permissions).
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "hexasubs.permissions.CachedModelBackend"]
 AXES_FAILURE_LIMIT = _read("LOGIN_FAILURE_LIMIT", env.int, 5)
 AXES_COOLOFF_TIME = timedelta(minutes=_read("LOGIN_COOLOFF_MINUTES", env.int, 15))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]

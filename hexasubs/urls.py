@@ -20,6 +20,7 @@ urlpatterns = [
     path("language/catalog.js", login_not_required(JavaScriptCatalog.as_view()), name="javascript-catalog"),
     path("subscribers/", include("subscribers.urls")),
     path("labels/", include("labels.urls")),
+    path("segments/", include("segments.urls")),
     path("broadcasts/", include("broadcasts.urls")),
     path("api/", include("api.urls")),
     path("admin/", admin.site.urls),

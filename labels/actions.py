@@ -5,11 +5,13 @@ transaction. Labels never import the subscribers app: what a label's deletion
 means for subscribers is the subscribers app's business (`label_deleting`).
 """
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
-from labels.forms import LabelForm
-from labels.models import Label
+from labels.forms import LabelForm, LabelGroupForm
+from labels.models import Label, LabelGroup
+from labels.queries import forget_label_choices
 from labels.signals import label_deleting
 
 
@@ -31,7 +33,9 @@ def update_label(form: LabelForm) -> Label | None:
 def _save(form: LabelForm) -> Label | None:
     try:
         with transaction.atomic():
-            return form.save()
+            label = form.save()
+            _labels_changed()
+            return label
     except IntegrityError:
         _explain_conflict(form)
         return None
@@ -72,3 +76,38 @@ def delete_label(label: Label, *, by=None):
 def delete_unused_label(label: Label) -> None:
     """Delete a label nobody carries any more (`delete_label` is the way in for everyone else)."""
     label.delete()
+    _labels_changed()
+
+
+def _labels_changed() -> None:
+    """The Subscribers page's cached list of labels is out of date: now (for the rest of this transaction)
+    and once it commits (another request may have cached the old list in between)."""
+    forget_label_choices()
+    transaction.on_commit(forget_label_choices)
+
+
+def save_label_group(form: LabelGroupForm) -> LabelGroup | None:
+    """Create or update the label group of a valid `form`.
+
+    A title or name taken meanwhile is refused by the database and becomes a
+    form error (None is returned). Making the group exclusive re-counts the
+    subscribers carrying several of its labels inside the transaction, with the
+    group's row locked, so a change that slipped in after the form's check is
+    refused too.
+    """
+    try:
+        with transaction.atomic():
+            if form.instance.pk and form.cleaned_data.get("exclusive"):
+                LabelGroup.objects.select_for_update().filter(pk=form.instance.pk).first()
+                form.clean_exclusive()
+            return form.save()
+    except IntegrityError:
+        others = LabelGroup.objects.exclude(pk=form.instance.pk) if form.instance.pk else LabelGroup.objects.all()
+        if others.filter(name=form.cleaned_data["name"]).exists():
+            form.add_error("name", _("Someone has just created a label group with this name."))
+        else:
+            form.add_error("title", _("Someone has just created a label group with this title."))
+        return None
+    except ValidationError as error:
+        form.add_error("exclusive", error)
+        return None

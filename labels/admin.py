@@ -2,17 +2,31 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
-from labels.actions import create_label, delete_label, update_label
-from labels.forms import LabelForm
-from labels.models import Label
+from labels.actions import create_label, delete_label, save_label_group, update_label
+from labels.forms import LabelForm, LabelGroupForm
+from labels.models import Label, LabelGroup
+
+
+@admin.register(LabelGroup)
+class LabelGroupAdmin(admin.ModelAdmin):
+    form = LabelGroupForm
+    list_display = ["title", "name", "exclusive", "description", "updated_at"]
+    list_filter = ["exclusive"]
+    search_fields = ["title", "name"]
+    readonly_fields = ["created_at", "updated_at"]
+
+    def save_model(self, request, obj, form, change):
+        # The same write as the Labels page's group dialogs: making it exclusive re-checks the conflicts.
+        save_label_group(form)
 
 
 @admin.register(Label)
 class LabelAdmin(admin.ModelAdmin):
     form = LabelForm
-    list_display = ["title", "name", "description", "subscriber_count", "created_at", "updated_at"]
+    list_display = ["title", "name", "group", "description", "subscriber_count", "created_at", "updated_at"]
     search_fields = ["title", "name"]
-    list_filter = ["color"]
+    list_filter = ["group", "color"]
+    list_select_related = ["group"]
     readonly_fields = ["created_at", "updated_at"]
 
     class Media:

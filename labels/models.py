@@ -34,10 +34,8 @@ class Color(models.TextChoices):
     GRAY = "gray", _("Grey")  # British English, as "colour"
 
 
-class LabelQuerySet(models.QuerySet):
-    def with_subscriber_counts(self):
-        """Annotate `subscriber_count` with one grouped query over the assignments."""
-        return self.annotate(subscriber_count=models.Count("assignments"))
+class NamedQuerySet(models.QuerySet):
+    """Labels and label groups make their unique names from their titles the same way."""
 
     def free_name(self, title_or_name: str, exclude_pk=None) -> str:
         """The name generated from `title_or_name`, made unique against stored labels."""
@@ -46,6 +44,73 @@ class LabelQuerySet(models.QuerySet):
         stem = name[: NAME_MAX_LENGTH - 16]
         taken = set(others.filter(name__startswith=stem).values_list("name", flat=True))
         return unique_name(name, taken)
+
+
+class LabelQuerySet(NamedQuerySet):
+    def with_subscriber_counts(self):
+        """Annotate `subscriber_count` with one grouped query over the assignments."""
+        return self.annotate(subscriber_count=models.Count("assignments"))
+
+
+class LabelGroup(models.Model):
+    """Labels that belong together ("Plan: free / pro / enterprise").
+
+    When `exclusive`, a subscriber carries at most one label of the group: giving
+    them one takes the group's others away, on every path (subscribers.actions).
+    """
+
+    title = models.CharField(_("title"), max_length=TITLE_MAX_LENGTH)
+    name = models.CharField(
+        _("name"),
+        max_length=NAME_MAX_LENGTH,
+        unique=True,
+        help_text=_("Used by integrations and conversation flows: lowercase letters, digits and _."),
+        error_messages={"unique": _("A label group with this name already exists.")},
+    )
+    description = models.TextField(
+        _("description"),
+        blank=True,
+        max_length=DESCRIPTION_MAX_LENGTH,
+        validators=[MaxLengthValidator(DESCRIPTION_MAX_LENGTH)],
+    )
+    exclusive = models.BooleanField(
+        _("exclusive"),
+        default=False,
+        help_text=_("A subscriber carries at most one label of the group: giving one takes the others away."),
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    objects = NamedQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("label group")
+        verbose_name_plural = _("label groups")
+        ordering = ["title", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("title"),
+                name="label_group_title_unique_ignoring_case",
+                violation_error_message=_("A label group with this title already exists."),
+            ),
+            models.CheckConstraint(
+                condition=models.Q(name__regex=NAME_PATTERN),
+                name="label_group_name_format",
+                violation_error_message=_("The name may only contain lowercase letters, digits and _."),
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(title__regex=TITLE_REFUSED_PATTERN),
+                name="label_group_title_normalised",
+                violation_error_message=_("The title may not contain invisible or control characters."),
+            ),
+        ]
+
+    def __str__(self):
+        return self.title
+
+    def save(self, *args, **kwargs):
+        self.title = normalise_title(self.title)
+        super().save(*args, **kwargs)
 
 
 class Label(models.Model):
@@ -64,6 +129,14 @@ class Label(models.Model):
         validators=[MaxLengthValidator(DESCRIPTION_MAX_LENGTH)],
     )
     color = models.CharField(_("colour"), max_length=16, choices=Color.choices, blank=True)
+    group = models.ForeignKey(
+        LabelGroup,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="labels",
+        verbose_name=_("group"),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 

@@ -7,7 +7,7 @@ from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
-from hexasubs.tables import short_date
+from hexasubs.tables import LeanRowsTable, short_date
 from labels.models import Label
 from labels.queries import subscriber_counts, with_subscriber_count
 
@@ -23,7 +23,7 @@ def _breakable(name):
     return mark_safe(escape(name).replace("_", "_<wbr>"))  # the name is escaped first
 
 
-class LabelTable(tables.Table):
+class LabelTable(LeanRowsTable):
     """The Labels page's table.
 
     Subscriber counts are fetched for the shown page only, in one query, unless
@@ -37,6 +37,7 @@ class LabelTable(tables.Table):
     description = tables.Column(
         verbose_name=_("Description"), orderable=False, attrs=_from("lg", td_class="label-desc")
     )
+    group = tables.Column(verbose_name=_("Group"), order_by=("group__title", "title", "pk"), attrs=_from("sm"))
     subscriber_count = tables.Column(
         verbose_name=_("Subscribers"),
         attrs={"th": {"class": "text-end"}, "td": {"class": "text-end"}},
@@ -57,10 +58,11 @@ class LabelTable(tables.Table):
 
     class Meta:
         model = Label
-        fields = ["title", "name", "description", "subscriber_count", "created_at", "updated_at", "actions"]
+        fields = ["title", "name", "description", "group", "subscriber_count", "created_at", "updated_at", "actions"]
         order_by = ("title",)
         empty_text = _("No labels match.")
         attrs = {"class": "table table-hover align-middle mb-0", "id": "labels"}
+        template_name = "labels/table.html"
 
     def __init__(self, *args, can_change=False, can_delete=False, **kwargs):
         self.can_change, self.can_delete = can_change, can_delete
@@ -86,6 +88,16 @@ class LabelTable(tables.Table):
             record.chip_class,
             record.title,
             _breakable(record.name),
+        )
+
+    def render_group(self, value):
+        badge = (
+            format_html(' <span class="badge text-bg-light border">{}</span>', _("exclusive"))
+            if value.exclusive
+            else ""
+        )
+        return format_html(
+            '<a href="{}?{}">{}</a>{}', reverse("labels:list"), urlencode({"group": value.name}), value.title, badge
         )
 
     def render_name(self, value):

@@ -9,4 +9,6 @@ urlpatterns = [
     path("name/", views.label_name, name="name"),
     path("<int:pk>/edit/", views.label_edit, name="edit"),
     path("<int:pk>/delete/", views.label_delete, name="delete"),
+    path("groups/add/", views.group_add, name="group_add"),
+    path("groups/<int:pk>/edit/", views.group_edit, name="group_edit"),
 ]

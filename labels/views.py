@@ -14,10 +14,10 @@ from django_filters.views import FilterView
 from django_tables2 import SingleTableMixin
 
 from hexasubs.dialogs import close_dialog, render_dialog
-from labels.actions import create_label, delete_label, update_label
+from labels.actions import create_label, delete_label, save_label_group, update_label
 from labels.filters import LabelFilter
-from labels.forms import LabelForm
-from labels.models import Label
+from labels.forms import LabelForm, LabelGroupForm
+from labels.models import Label, LabelGroup
 from labels.tables import LabelTable
 
 PAGE = "labels/list.html"
@@ -32,7 +32,7 @@ class LabelListView(PermissionRequiredMixin, SingleTableMixin, FilterView):
     template_name = PAGE
 
     def get_queryset(self):
-        return Label.objects.all()
+        return Label.objects.select_related("group")
 
     def get_table_kwargs(self):
         user = self.request.user
@@ -46,6 +46,13 @@ class LabelListView(PermissionRequiredMixin, SingleTableMixin, FilterView):
             else:
                 table.empty_text = _("No labels yet.")
         return table
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["groups"] = list(LabelGroup.objects.all())
+        chosen = self.request.GET.get("group", "")
+        context["group"] = next((group for group in context["groups"] if group.name == chosen), None)
+        return context
 
     def get_template_names(self):
         if self.request.htmx and self.request.htmx.target == "labels-table":
@@ -88,6 +95,23 @@ def label_edit(request, pk):
     if request.method == "POST" and form.is_valid() and (label := update_label(form)):
         return _done(request, _("Label “%(title)s” saved.") % {"title": label.title})
     return _dialog(request, "label_form", {"form": form, "stored_name": stored_name}, title=_("Edit a label"))
+
+
+@permission_required("labels.add_labelgroup", raise_exception=True)
+def group_add(request):
+    form = LabelGroupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid() and (group := save_label_group(form)):
+        return _done(request, _("Label group “%(title)s” created.") % {"title": group.title})
+    return _dialog(request, "group_form", {"form": form}, title=_("Add a label group"))
+
+
+@permission_required("labels.change_labelgroup", raise_exception=True)
+def group_edit(request, pk):
+    group = get_object_or_404(LabelGroup, pk=pk)
+    form = LabelGroupForm(request.POST or None, instance=group)
+    if request.method == "POST" and form.is_valid() and (group := save_label_group(form)):
+        return _done(request, _("Label group “%(title)s” saved.") % {"title": group.title})
+    return _dialog(request, "group_form", {"form": form}, title=_("Edit a label group"))
 
 
 @permission_required("labels.delete_label", raise_exception=True)

@@ -25,15 +25,17 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
-from django.db.models import Count, Max, Min
+from django.db.models import Count, Max, Min, Q
 from django.tasks import task
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 
+from hexasubs.quotes import quoted
 from labels import actions as label_actions
 from labels.forms import LabelForm
-from labels.models import Label
+from labels.models import Label, LabelGroup
 from labels.names import NAME_PATTERN
+from labels.queries import exclusive_groups_of
 from subscribers import events, imports
 from subscribers.models import (
     Channel,
@@ -50,6 +52,8 @@ from subscribers.models import (
     SubscriberLabel,
 )
 from subscribers.queries import subscribers_matching
+from subscribers.search import search_name
+from webhooks import outbox
 
 logger = logging.getLogger(__name__)
 
@@ -84,46 +88,176 @@ def upsert_subscriber(channel: Channel, foreign_id: str, profile: dict) -> tuple
 
     `profile` holds only the fields the channel sent. `updated_at` moves only when a field
     really changed; `last_seen_at` always does. Two simultaneous first contacts create one
-    subscriber: the loser of the insert race gets the unique-constraint error and updates
-    the winner's row instead. Returns (subscriber, created, names of changed fields).
+    subscriber (INSERT … ON CONFLICT DO UPDATE). The subscriber comes back with its channel
+    and labels loaded. Returns (subscriber, created, names of changed fields).
+
+    A repeat visit with the same profile, the usual case, is one statement and no transaction;
+    a first contact or a real change, two statements (see `upsert_subscribers`).
     """
+    [(subscriber, created, changed)] = upsert_subscribers(channel, [(foreign_id, profile)], with_labels=True)
+    return subscriber, created, changed
+
+
+def upsert_subscribers(
+    channel: Channel, people: list[tuple[str, dict]], *, with_labels: bool = False
+) -> list[tuple[Subscriber, bool, list[str]]]:
+    """Record interactions of many people of one channel at once, as `upsert_subscriber` does for one.
+
+    `people` are (foreign id, profile sent). A person named twice counts once, with their last
+    profile. Set-based, whatever the number of people:
+    1. one UPDATE moves everyone's `last_seen_at` and returns their stored profiles (and labels),
+       committed on its own: for people whose profile is as sent, that is all;
+    2. then, in one transaction, one INSERT … ON CONFLICT DO UPDATE per set of fields sent creates the
+       new people and updates the changed ones, and the webhook events are stored with it.
+    Returns (subscriber, created, changed fields) per person, in the order of their last mention.
+    """
+    latest = dict(people)
+    if not latest:
+        return []
     now = timezone.now()
-    with transaction.atomic():
-        subscriber = _locked(channel, foreign_id)
-        if subscriber is None:
-            try:
-                with transaction.atomic():
-                    subscriber = Subscriber.objects.create(
-                        channel=channel,
-                        foreign_id=foreign_id,
-                        created_at=now,
-                        updated_at=now,
-                        last_seen_at=now,
-                        **profile,
-                    )
-                events.subscriber_saved(subscriber, channel.name, created=True, changed=[])
-                return subscriber, True, []
-            except IntegrityError:
-                subscriber = _locked(channel, foreign_id)
-                if subscriber is None:
-                    raise
-        changed = [name for name, value in profile.items() if getattr(subscriber, name) != value]
-        for name in changed:
-            setattr(subscriber, name, profile[name])
-        subscriber.last_seen_at = now
-        if changed:
-            subscriber.updated_at = now
-            subscriber.save(update_fields=[*changed, "updated_at", "last_seen_at"])
-            events.subscriber_saved(subscriber, channel.name, created=False, changed=changed)
+    stored = _mark_seen(channel, list(latest), now, with_labels=with_labels)
+    saved, pending = {}, {}
+    for foreign_id, profile in latest.items():
+        subscriber = stored.get(foreign_id)
+        if subscriber is not None and not _differs(subscriber, profile):
+            saved[foreign_id] = (subscriber, False, [])
         else:
-            subscriber.save(update_fields=["last_seen_at"])
-    return subscriber, False, changed
+            pending[foreign_id] = profile
+    if pending:
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for foreign_id, profile in sorted(pending.items()):
+            groups.setdefault(tuple(name for name in PROFILE_FIELDS if name in profile), []).append(foreign_id)
+        # One person: the listening endpoints come back with the statement, saving a round trip.
+        endpoints = [] if len(pending) == 1 else None
+        with transaction.atomic():
+            for sent, foreign_ids in sorted(groups.items()):
+                rows = [(foreign_id, pending[foreign_id], stored.get(foreign_id)) for foreign_id in foreign_ids]
+                for foreign_id, result in zip(
+                    foreign_ids, _upsert(channel, sent, rows, now, with_labels, endpoints), strict=True
+                ):
+                    saved[foreign_id] = result
+            events.subscribers_saved([saved[foreign_id] for foreign_id in sorted(pending)], endpoints=endpoints)
+    return [saved[foreign_id] for foreign_id in latest]
 
 
-def _locked(channel, foreign_id):
-    # FOR NO KEY UPDATE: it does not wait for the FOR KEY SHARE locks that label assignments being
-    # inserted meanwhile take on the subscriber (their foreign-key check), as FOR UPDATE would.
-    return Subscriber.objects.select_for_update(no_key=True).filter(channel=channel, foreign_id=foreign_id).first()
+def _differs(subscriber: Subscriber, profile: dict) -> bool:
+    return any(str(getattr(subscriber, name)) != str(value) for name, value in profile.items())
+
+
+def _returned(with_labels: bool) -> str:
+    table = _table(Subscriber)
+    columns = ["id", "foreign_id", *PROFILE_FIELDS, "search_name", "created_at", "updated_at", "last_seen_at"]
+    if with_labels:
+        columns.append(f"({_labels_json(table)}) AS label_pairs")
+    return ", ".join(columns)
+
+
+def _mark_seen(channel: Channel, foreign_ids: list[str], now, *, with_labels: bool) -> dict[str, Subscriber]:
+    """Move `last_seen_at` of these people, in one statement; return them as stored (labels loaded if asked).
+
+    On its own (outside a transaction), PostgreSQL commits it without waiting for the disk: it changes
+    nothing but `last_seen_at`, which a crash of the database server may set back by a fraction of a
+    second (synchronous_commit off for this transaction only; nothing is ever half-written). On a slow
+    disk that wait is most of a repeat visit's time.
+    """
+    table = _table(Subscriber)
+    returning = _returned(with_labels)
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        returning += ", set_config('synchronous_commit', 'off', true) AS commit_without_waiting"
+    sql = (
+        f"UPDATE {table} SET last_seen_at = %s "
+        f"WHERE channel_id = %s AND foreign_id IN ({', '.join(['%s'] * len(foreign_ids))}) "
+        f"RETURNING {returning}"
+    )
+    found = {}
+    for subscriber in Subscriber.objects.raw(sql, [_db_time(now), channel.pk, *foreign_ids]):
+        subscriber.channel = channel
+        if with_labels:
+            _attach_labels(subscriber, subscriber.label_pairs)
+        found[subscriber.foreign_id] = subscriber
+    return found
+
+
+def _upsert(channel, sent: tuple[str, ...], rows, now, with_labels: bool, endpoints: list | None):
+    """One INSERT … ON CONFLICT DO UPDATE … RETURNING for people who all sent the fields `sent`.
+
+    `rows` are (foreign id, profile, the subscriber as `_mark_seen` found it or None). `updated_at` moves,
+    in the statement, only where a sent field is distinct from the stored one, so it stays exact when
+    someone else changed the row meanwhile. `endpoints`, when a list, receives the active webhook
+    endpoints, read by the same statement.
+    """
+    table, postgres = _table(Subscriber), connection.vendor == "postgresql"
+    names_sent = {"first_name", "last_name"} & set(sent)
+    columns = ["channel_id", "foreign_id", *PROFILE_FIELDS, "search_name", "created_at", "updated_at", "last_seen_at"]
+    values, params = [], []
+    for foreign_id, profile, before in rows:
+        merged = {name: str(getattr(before, name)) if before else "" for name in ("first_name", "last_name")}
+        merged.update((name, profile[name]) for name in names_sent)
+        values.append(f"({', '.join(['%s'] * len(columns))})")
+        params += [channel.pk, foreign_id, *(profile.get(name, "") for name in PROFILE_FIELDS)]
+        params += [search_name(merged["first_name"], merged["last_name"]), *[_db_time(now)] * 3]
+    distinct = " IS DISTINCT FROM " if postgres else " IS NOT "
+    differs = " OR ".join(f"{table}.{name}{distinct}EXCLUDED.{name}" for name in sent) or "false"
+    updates = [f"{name} = EXCLUDED.{name}" for name in sent]
+    if names_sent:
+        updates.append("search_name = EXCLUDED.search_name")
+    updates += [
+        f"updated_at = CASE WHEN {differs} THEN EXCLUDED.updated_at ELSE {table}.updated_at END",
+        "last_seen_at = EXCLUDED.last_seen_at",
+    ]
+    returning = _returned(with_labels)
+    if endpoints is not None:
+        returning += f", ({outbox.active_endpoints_sql()}) AS active_endpoints"
+    sql = (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join(values)} "
+        f"ON CONFLICT (foreign_id, channel_id) DO UPDATE SET {', '.join(updates)} RETURNING {returning}"
+    )
+    found = {subscriber.foreign_id: subscriber for subscriber in Subscriber.objects.raw(sql, params)}
+    results, stale_search = [], []
+    for foreign_id, profile, before in rows:
+        subscriber = found[foreign_id]
+        subscriber.channel = channel
+        if with_labels:
+            _attach_labels(subscriber, subscriber.label_pairs)
+        if endpoints is not None:
+            endpoints[:] = outbox.endpoints_from(subscriber.active_endpoints)
+        created = subscriber.created_at == now
+        changed = []
+        if not created and subscriber.updated_at == now:
+            # Seen a moment ago: what differs from then. Not seen: another request has just created it,
+            # with fields we cannot know, so each field sent counts as changed (and the search name is redone).
+            changed = [name for name in sent if before is None or str(getattr(before, name)) != str(profile[name])]
+            changed = changed or list(sent)
+            if before is None and len(names_sent) == 1:
+                stale_search.append(subscriber.pk)
+        results.append((subscriber, created, changed))
+    if stale_search:
+        with connection.cursor() as cursor:
+            _refresh_search_names(cursor, stale_search)
+    return results
+
+
+def _labels_json(table: str) -> str:
+    """A subquery: the subscriber's labels as a JSON array of [name, title], by name."""
+    assignments, labels = _table(SubscriberLabel), _table(Label)
+    if connection.vendor == "postgresql":
+        return (
+            f"SELECT COALESCE(json_agg(json_build_array(l.name, l.title) ORDER BY l.name), '[]') "
+            f"FROM {assignments} AS a JOIN {labels} AS l ON l.id = a.label_id WHERE a.subscriber_id = {table}.id"
+        )
+    return (
+        f"SELECT json_group_array(json_array(name, title)) FROM (SELECT l.name, l.title FROM {assignments} AS a "
+        f"JOIN {labels} AS l ON l.id = a.label_id WHERE a.subscriber_id = {table}.id ORDER BY l.name)"
+    )
+
+
+def _attach_labels(subscriber: Subscriber, pairs) -> None:
+    """Give `subscriber.labels.all()` these labels without a query, as prefetch_related would."""
+    pairs = json.loads(pairs) if isinstance(pairs, str) else pairs
+    labels = subscriber.labels.all()
+    labels._result_cache = [Label(name=name, title=title) for name, title in pairs]
+    labels._prefetch_done = True
+    subscriber._prefetched_objects_cache = {"labels": labels}
 
 
 def set_opt_out(subscriber: Subscriber, opted_out: bool, *, when=None) -> bool:
@@ -131,14 +265,18 @@ def set_opt_out(subscriber: Subscriber, opted_out: bool, *, when=None) -> bool:
 
     Not a profile change: `updated_at` stays. Broadcasts re-read it before each
     send, so a STOP heard while a broadcast goes out stops it for this person.
+    A real change sends subscriber.opted_out or subscriber.opted_in (webhooks), stored with it.
     """
     subscribers = Subscriber.objects.filter(pk=subscriber.pk)
-    if opted_out:
-        subscriber.opted_out_at = when or timezone.now()
-        changed = subscribers.filter(opted_out_at__isnull=True).update(opted_out_at=subscriber.opted_out_at)
-    else:
-        subscriber.opted_out_at = None
-        changed = subscribers.filter(opted_out_at__isnull=False).update(opted_out_at=None)
+    with transaction.atomic():
+        if opted_out:
+            subscriber.opted_out_at = when or timezone.now()
+            changed = subscribers.filter(opted_out_at__isnull=True).update(opted_out_at=subscriber.opted_out_at)
+        else:
+            subscriber.opted_out_at = None
+            changed = subscribers.filter(opted_out_at__isnull=False).update(opted_out_at=None)
+        if changed:
+            events.opt_out_changed(subscriber, opted_out=opted_out)
     if not changed:
         subscriber.refresh_from_db(fields=["opted_out_at"])
     return bool(changed)
@@ -163,34 +301,105 @@ def change_labels(
     """Apply one person's additions and removals to one subscriber's labels.
 
     Only the labels named change: a label someone else added meanwhile stays.
+    A label of an exclusive group takes the group's other labels away from the
+    subscriber, recorded with the source "exclusive group"; asking for two
+    labels of one exclusive group raises ExclusiveClash and changes nothing.
     Each label really added or removed gets a history row. Returns (added, removed) counts.
     """
     now = timezone.now()
-    added = _apply(
-        LabelOperation.Kind.ADD, [(subscriber.pk, label) for label in _label_ids(add)], by_id=by and by.pk, now=now
-    )
+    add_ids = _label_ids(add)
+    groups = exclusive_groups_of(add_ids)
+    if groups:
+        _check_no_clash(add_ids, groups)
+        _lock_for_exclusive_change(subscriber)
+    added = _apply(LabelOperation.Kind.ADD, [(subscriber.pk, label) for label in add_ids], by_id=by and by.pk, now=now)
     removed = _apply(LabelOperation.Kind.REMOVE, [(subscriber.pk, label) for label in _label_ids(remove)])
-    changes = [(pair, LabelChangeAction.ADDED) for pair in added] + [
-        (pair, LabelChangeAction.REMOVED) for pair in removed
+    displaced = _displace([(subscriber.pk, label) for label in add_ids]) if groups else []
+    changes = [(pair, LabelChangeAction.ADDED, source) for pair in added] + [
+        (pair, LabelChangeAction.REMOVED, source) for pair in removed
     ]
+    changes += [(pair, LabelChangeAction.REMOVED, LabelSource.EXCLUSIVE_GROUP) for pair in displaced]
     if changes:
-        names = dict(Label.objects.filter(pk__in=[label for (_, label), _ in changes]).values_list("pk", "name"))
+        names = dict(Label.objects.filter(pk__in=[label for (_, label), _, _ in changes]).values_list("pk", "name"))
         LabelChange.objects.bulk_create(
             LabelChange(
                 subscriber_id=subscriber_id,
                 label_id=label_id,
                 label_name=names.get(label_id, ""),
                 action=action,
-                source=source,
+                source=why,
                 changed_by=by,
                 changed_at=now,
             )
-            for (subscriber_id, label_id), action in changes
+            for (subscriber_id, label_id), action, why in changes
         )
         events.labels_changed(
-            [subscriber.pk], added=[label for _, label in added], removed=[label for _, label in removed]
+            [subscriber.pk],
+            added=[label for _, label in added],
+            removed=sorted({label for _, label in removed + displaced}),
         )
-    return len(added), len(removed)
+    return len(added), len(removed) + len(displaced)
+
+
+class ExclusiveClash(ValueError):
+    """Two or more labels of one exclusive group asked for at once: `labels` lists each clashing set."""
+
+    def __init__(self, labels: list[list[Label]]):
+        super().__init__("; ".join(", ".join(label.name for label in same) for same in labels))
+        self.labels = labels
+
+
+def _check_no_clash(label_ids: list[int], groups: dict[int, set[int]]) -> None:
+    clashing = [sorted(set(label_ids) & members) for members in groups.values()]
+    clashing = [ids for ids in clashing if len(ids) > 1]
+    if clashing:
+        found = Label.objects.in_bulk([pk for ids in clashing for pk in ids])
+        raise ExclusiveClash([[found[pk] for pk in ids if pk in found] for ids in clashing])
+
+
+def _lock_for_exclusive_change(subscriber: Subscriber) -> None:
+    """Serialise this change with every other that could give the subscriber a label of the same group.
+
+    The subscriber's row lock orders two single changes (the second one's removal
+    then sees the first one's label); the shared bulk lock waits for a bulk or
+    import chunk under way (a fraction of a second), whose own removal then ran
+    before this change or sees it.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [BULK_CHUNK_LOCK])
+    Subscriber.objects.select_for_update(no_key=True).filter(pk=subscriber.pk).values_list("pk").first()
+
+
+def _displace(added: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Take away, from each subscriber of these (subscriber, label) pairs, the other labels of the label's
+    exclusive group; return the pairs removed. One statement; labels in no exclusive group change nothing.
+
+    A label that is itself among the pairs of the same subscriber stays (callers refuse such clashes).
+    """
+    if not added:
+        return []
+    source, params = _pairs_source(sorted(added))
+    kept, kept_params = _pairs_source(sorted(added))
+    labels, groups = _table(Label), _table(LabelGroup)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            DELETE FROM {_table(SubscriberLabel)} WHERE (subscriber_id, label_id) IN (
+                SELECT other.subscriber_id, other.label_id
+                FROM {source} AS p
+                JOIN {labels} AS given ON given.id = p.l
+                JOIN {groups} AS g ON g.id = given.group_id AND g.exclusive
+                JOIN {_table(SubscriberLabel)} AS other ON other.subscriber_id = p.s
+                JOIN {labels} AS same ON same.id = other.label_id AND same.group_id = given.group_id
+                WHERE other.label_id <> p.l
+                  AND NOT EXISTS (SELECT 1 FROM {kept} AS k WHERE k.s = other.subscriber_id AND k.l = other.label_id)
+            )
+            RETURNING subscriber_id, label_id
+            """,
+            [*params, *kept_params],
+        )
+        return sorted(cursor.fetchall())
 
 
 # --- Set-based statements on (subscriber, label) pairs --------------------------------------------
@@ -278,8 +487,14 @@ def start_label_operation(
     table's filter parameters, and `ids` when rows were ticked); an undo walks
     the members of the operation it `undoes` instead. One query counts the
     selection and finds its highest id: subscribers created later are not in it.
-    Raises ValueError when the selection's filter is invalid.
+    Raises ValueError when the selection's filter is invalid, and ExclusiveClash
+    when an addition names two labels of one exclusive group.
     """
+    if kind == LabelOperation.Kind.ADD and undoes is None:
+        label_ids = _label_ids(labels)
+        groups = exclusive_groups_of(label_ids)
+        if groups:
+            _check_no_clash(label_ids, groups)
     if undoes is not None:
         candidates = LabelOperationMember.objects.filter(operation=undoes).values("subscriber_id")
         bounds = candidates.aggregate(
@@ -508,6 +723,8 @@ def _run_chunk(operation_id: int) -> bool:
                 operation=operation,
                 batch=f"operation-{operation.pk}",
             )
+            if operation.kind == LabelOperation.Kind.ADD:
+                _record_displaced(operation, _displace_in_chunk(operation, low, high), now)
             operation.selected_count += seen
             operation.changed_count += changed_count
             operation.changed_subscribers += len(subscribers_changed)
@@ -518,6 +735,84 @@ def _run_chunk(operation_id: int) -> bool:
         operation.heartbeat_at = now
         operation.save()
         return more
+
+
+def _displace_in_chunk(operation: LabelOperation, low: int, high: int) -> list[tuple[int, int]]:
+    """After a chunk of an addition: take the other labels of each added label's exclusive group away from the
+    chunk's subscribers who carry the added label; return the pairs removed. Two statements at most.
+
+    Run in the chunk's transaction, under the bulk lock that single changes of exclusive labels also wait for.
+    """
+    exclusive = getattr(operation, "exclusive_label_ids", None)
+    if exclusive is None:  # an undo's chunk, which did not read its labels
+        labels = list(operation.labels.values_list("pk", "group__exclusive"))
+        exclusive, label_ids = [pk for pk, is_exclusive in labels if is_exclusive], [pk for pk, _ in labels]
+    else:
+        label_ids = list(operation.labels.values_list("pk", flat=True)) if exclusive else []
+    if not exclusive:
+        return []
+    given, given_params = _id_list(exclusive)
+    ours, ours_params = _id_list(label_ids)
+    assignments, label_table = _table(SubscriberLabel), _table(Label)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            DELETE FROM {assignments} WHERE (subscriber_id, label_id) IN (
+                SELECT other.subscriber_id, other.label_id
+                FROM {assignments} AS mine
+                JOIN {label_table} AS l ON l.id = mine.label_id
+                JOIN {assignments} AS other ON other.subscriber_id = mine.subscriber_id
+                JOIN {label_table} AS same ON same.id = other.label_id AND same.group_id = l.group_id
+                WHERE mine.label_id IN {given} AND mine.subscriber_id > %s AND mine.subscriber_id <= %s
+                  AND other.label_id NOT IN {ours}
+            )
+            RETURNING subscriber_id, label_id
+            """,
+            [*given_params, low, high, *ours_params],
+        )
+        return sorted(cursor.fetchall())
+
+
+def _record_displaced(operation: LabelOperation, displaced: list[tuple[int, int]], now) -> None:
+    """Record labels an addition took away for exclusivity, as a removal of their own beside `operation`.
+
+    That removal has the source "exclusive group" and names the addition in its
+    `filters` (`exclusive_for`); made on first use, finished from the start (it has
+    no chunks of its own) and growing with each chunk; Bulk changes can undo it.
+    """
+    if not displaced:
+        return
+    removal = LabelOperation.objects.filter(
+        source=LabelSource.EXCLUSIVE_GROUP, filters__exclusive_for=operation.pk
+    ).first()
+    if removal is None:
+        removal = LabelOperation.objects.create(
+            kind=LabelOperation.Kind.REMOVE,
+            source=LabelSource.EXCLUSIVE_GROUP,
+            status=LabelOperation.Status.DONE,
+            filters={"filters": {}, "ids": [], "exclusive_for": operation.pk},
+            created_by=operation.created_by,
+            total_count=0,
+            max_subscriber_id=0,
+            last_subscriber_id=0,
+            created_at=now,
+            started_at=now,
+            finished_at=now,
+        )
+    _record_members(removal, displaced)
+    label_ids = sorted({label_id for _, label_id in displaced})
+    known = set(removal.labels.values_list("pk", flat=True))
+    if set(label_ids) - known:
+        removal.labels.add(*label_ids)
+        removal.label_names = list(removal.labels.order_by("name").values_list("name", flat=True))
+    subscriber_ids = sorted({subscriber_id for subscriber_id, _ in displaced})
+    events.labels_changed(subscriber_ids, removed=label_ids, operation=removal, batch=f"operation-{removal.pk}")
+    removal.changed_count += len(displaced)
+    removal.changed_subscribers += len(subscriber_ids)
+    removal.selected_count += len(subscriber_ids)
+    removal.total_count += len(subscriber_ids)
+    removal.finished_at = now
+    removal.save()
 
 
 def _chunk_selection(operation: LabelOperation, low: int, high: int) -> tuple[str, list]:
@@ -531,10 +826,12 @@ def _chunk_selection(operation: LabelOperation, low: int, high: int) -> tuple[st
 
 
 def _label_ids_of(operation: LabelOperation) -> list[int]:
-    label_ids = list(operation.labels.values_list("pk", flat=True))
-    if len(label_ids) < len(operation.label_names):
+    labels = list(operation.labels.values_list("pk", "group__exclusive"))
+    if len(labels) < len(operation.label_names):
         raise ValueError(gettext("A label of this change was deleted while it ran; it stopped there."))
-    return label_ids
+    # Read with them, for the chunk's exclusivity (_displace_in_chunk): no query of its own.
+    operation.exclusive_label_ids = [pk for pk, exclusive in labels if exclusive]
+    return [pk for pk, _ in labels]
 
 
 def _change_chunk_in_one_statement(operation: LabelOperation, low: int, high: int, now):
@@ -677,6 +974,9 @@ def take_label_from_everyone(label: Label, *, by=None) -> LabelOperation | None:
 # `_record_members` as bulk changes do. The label changes are recorded as bulk operations with the
 # source "import" (one for additions, one for removals), so the subscriber's history shows them and
 # Bulk changes can undo them. A dry run goes through the same chunks and counts instead of writing.
+# Webhooks hear of each chunk once (`subscribers.imported`, with the ids it created and changed, and
+# `subscriber.labels_changed`), never once per subscriber. `remove_old_import_files` deletes the files
+# of imports never started or long ended.
 
 # The bulk sweep resumes a label operation whose heartbeat stopped by running its chunks over its
 # stored selection. An import's operations have no selection of their own (their chunks are the
@@ -819,6 +1119,61 @@ def resume_stalled_imports(now=None) -> list[int]:
     return queued
 
 
+# Old imports whose files one pass of `remove_old_import_files` removes at most (the sweep runs every few seconds).
+OLD_IMPORTS_PER_SWEEP = 100
+
+
+def remove_old_import_files(now=None) -> dict[str, int]:
+    """Delete the uploaded files of imports never started, or ended, IMPORT_KEEP_HOURS ago, and their staged rows.
+
+    Run periodically by every `manage.py db_worker` (and by `manage.py
+    remove_old_import_files`). An import never started is deleted with its file
+    (what a dry run reported goes too); an ended import keeps its report and its
+    counts, and loses its file (so its rejected-rows download); a file in
+    IMPORT_DIR no import names (its upload was interrupted) is deleted once as
+    old. Files go after the commit, so a file is never missing for an import
+    that still names it. Returns {"drafts": n, "files": n, "strays": n}.
+    """
+    now = now or timezone.now()
+    before = now - timedelta(hours=settings.IMPORT_KEEP_HOURS)
+    Status = SubscriberImport.Status
+    removed, going = {"drafts": 0, "files": 0, "strays": 0}, set()
+    old = SubscriberImport.objects.filter(
+        Q(status=Status.DRAFT, created_at__lt=before) | Q(status__in=SubscriberImport.FINISHED, finished_at__lt=before)
+    ).exclude(file_name="")
+    for job_id in old.values_list("pk", flat=True)[:OLD_IMPORTS_PER_SWEEP]:
+        with transaction.atomic():
+            job = old.select_for_update().filter(pk=job_id).first()
+            if job is None:  # started, or cleaned up by another worker, meanwhile
+                continue
+            path = imports.import_dir() / job.file_name
+            transaction.on_commit(lambda path=path: path.unlink(missing_ok=True))
+            going.add(path.name)
+            _delete_staged(job.pk)
+            if job.status == Status.DRAFT:
+                SubscriberImportProblem.objects.filter(job=job).delete()
+                job.delete()
+                removed["drafts"] += 1
+            else:
+                job.file_name, job.staging_cleared = "", True
+                job.save(update_fields=["file_name", "staging_cleared"])
+                removed["files"] += 1
+    strays = [
+        path
+        for path in imports.import_dir().glob("import-*")
+        if path.name not in going and path.is_file() and path.stat().st_mtime < before.timestamp()
+    ]
+    named = SubscriberImport.objects.filter(file_name__in=[path.name for path in strays])
+    named = set(named.values_list("file_name", flat=True))
+    for path in strays:
+        if path.name not in named:
+            path.unlink(missing_ok=True)
+            removed["strays"] += 1
+    if any(removed.values()):
+        logger.info("Removed old import files: %s", removed)
+    return removed
+
+
 def _import_chunk_with_retries(job_id: int) -> bool:
     for attempt in range(1, CHUNK_ATTEMPTS + 1):
         try:
@@ -931,8 +1286,33 @@ def _resolve_labels(job, staged, rejected):
             elif pk not in row.label_ids:
                 row.label_ids.append(pk)
         (rejected if row.errors else kept).append(row)
+    kept = _reject_exclusive_clashes(kept, rejected)
     rejected.sort(key=lambda row: row.row)
     return kept, rejected
+
+
+def _reject_exclusive_clashes(kept, rejected):
+    """Move to `rejected` the rows naming two labels of one exclusive group (one query for the chunk)."""
+    groups = exclusive_groups_of({pk for row in kept for pk in row.label_ids if pk > 0})
+    if not groups:
+        return kept
+    clean = []
+    for row in kept:
+        clashing = [sorted(set(row.label_ids) & members) for members in groups.values()]
+        clashing = [pk for ids in clashing if len(ids) > 1 for pk in ids]
+        if clashing:
+            names = Label.objects.filter(pk__in=clashing).order_by("title").values_list("title", flat=True)
+            row.errors.append(
+                (
+                    "labels",
+                    gettext("%(labels)s belong to one exclusive group: a subscriber can carry only one of them.")
+                    % {"labels": quoted(list(names))},
+                )
+            )
+            rejected.append(row)
+        else:
+            clean.append(row)
+    return clean
 
 
 def _new_label(job, text, index) -> tuple[int | None, str]:
@@ -1019,7 +1399,7 @@ def _finish_reading(job: SubscriberImport, now) -> None:
                 f"DELETE FROM {staging} WHERE (job_id, file_row) IN (SELECT p.s, p.l FROM {source} AS p)", params
             )
         if connection.vendor == "postgresql":
-            cursor.execute(f"ANALYZE {staging}")
+            cursor.execute(f"ANALYZE {staging} (job_id, file_row, channel_id, foreign_id)")
     repeats = gettext("Row %(row)s is the same subscriber (channel and foreign id): the later row was used.")
     _record_problems(
         job,
@@ -1072,31 +1452,40 @@ def _merge_chunk(job: SubscriberImport, now) -> None:
                 f"NOT EXISTS (SELECT 1 FROM {people} AS s WHERE {same_person})",
                 gettext("No subscriber has this channel and foreign id."),
             )
-        created, updated, changes = set(), set(), {}
+        created, updated, created_rows, updated_rows = set(), set(), {}, {}
         if job.mode in (Mode.UPSERT, Mode.CREATE):
             if not job.dry_run:
-                created = _insert_new_subscribers(job, cursor, chunk, params, now)
+                created_rows = _insert_new_subscribers(job, cursor, chunk, params, now)
+                created = set(created_rows)
                 _analyze_as_it_grows(job, cursor, job.created_count + len(created))
             fields = [name for name in imports.PROFILE_COLUMNS if name in job.mapping]
             differs = " OR ".join(f"s.{name} <> x.{name}" for name in fields)
-            if job.mode == Mode.UPSERT and fields:
+            # Every row of the chunk created just now (a first import): none has anything to update.
+            if job.mode == Mode.UPSERT and fields and len(created) < in_chunk:
                 # After the insert: a subscriber the bot created meanwhile is updated, ours match already.
-                if job.dry_run or events.wants_profile_changes():
-                    changes = _profile_changes(cursor, chunk, params, fields, differs)
                 if job.dry_run:
-                    updated = set(changes)
+                    updated = set(_profile_changes(cursor, chunk, params, fields, differs))
                 else:
+                    names = {"first_name", "last_name"} & set(fields)
+                    # Both names in the file: the staged search name is the subscriber's (one: see below).
+                    search = ", search_name = x.search_name" if len(names) == 2 else ""
+                    # SQLite's RETURNING names the updated table's columns unqualified (and only those).
+                    mine = "s." if connection.vendor == "postgresql" else ""
                     cursor.execute(
                         f"""
-                        UPDATE {people} AS s SET {", ".join(f"{name} = x.{name}" for name in fields)}, updated_at = %s
+                        UPDATE {people} AS s SET {", ".join(f"{name} = x.{name}" for name in fields)}{search},
+                               updated_at = %s
                         FROM {staging} AS x WHERE {chunk} AND {same_person} AND ({differs})
-                        RETURNING id
+                        RETURNING {mine}id, {mine}channel_id, {mine}foreign_id
                         """,
                         [_db_time(now), *params],
                     )
-                    updated = {pk for (pk,) in cursor.fetchall()}
+                    updated_rows = {pk: rest for pk, *rest in cursor.fetchall()}
+                    updated = set(updated_rows)
+                    if len(names) == 1 and updated:
+                        _refresh_search_names(cursor, sorted(updated))
             if not job.dry_run:
-                events.subscribers_imported(sorted(created), {pk: changes.get(pk, fields) for pk in sorted(updated)})
+                _tell_webhooks_of_chunk(job, (low + 1, high), created_rows, updated_rows, fields)
         # The usual case, labels only added (or none), is one set-based statement; the others go through Python.
         only_adding = not job.replace_labels and job.mode != Mode.LABELS_REMOVE
         if not job.dry_run and (only_adding or not job.has_labels):
@@ -1150,7 +1539,9 @@ def _analyze_as_it_grows(job: SubscriberImport, cursor, created: int) -> None:
         return
     last = _ANALYZED_AT.get(job.pk, 0)
     if created >= 2 * max(last, imports.CHUNK_ROWS // 2):
-        cursor.execute(f"ANALYZE {_table(Subscriber)}")
+        # The size and the columns the chunk joins on are what the planner needs here: the other columns'
+        # statistics wait for the import's end (a column list makes each ANALYZE a fraction cheaper).
+        cursor.execute(f"ANALYZE {_table(Subscriber)} (foreign_id, channel_id)")
         _ANALYZED_AT[job.pk] = created
 
 
@@ -1180,8 +1571,8 @@ def _reject_staged(job, chunk: str, params: list, condition: str, reason: str, e
     job.rejected_count += len(rejected)
 
 
-def _insert_new_subscribers(job, cursor, chunk: str, params: list, now) -> set[int]:
-    """Create the chunk's subscribers that do not exist yet, in file order; return their ids.
+def _insert_new_subscribers(job, cursor, chunk: str, params: list, now) -> dict[int, tuple[int, str]]:
+    """Create the chunk's subscribers that do not exist yet, in file order; return {id: (channel id, foreign id)}.
 
     Dates come from the file when it has them (created and updated now otherwise).
     In "create only" mode, a subscriber the bot created between the check and the
@@ -1192,17 +1583,17 @@ def _insert_new_subscribers(job, cursor, chunk: str, params: list, now) -> set[i
     cursor.execute(
         f"""
         INSERT INTO {people} (channel_id, foreign_id, first_name, last_name, gender, locale, timezone, country,
-                              avatar_url, created_at, updated_at, last_seen_at)
+                              search_name, avatar_url, created_at, updated_at, last_seen_at)
         SELECT x.channel_id, x.foreign_id, x.first_name, x.last_name, x.gender, x.locale, x.timezone, x.country,
-               '', COALESCE(x.created_at, %s), COALESCE(x.updated_at, %s), x.last_seen_at
+               x.search_name, '', COALESCE(x.created_at, %s), COALESCE(x.updated_at, %s), x.last_seen_at
         FROM {staging} AS x WHERE {chunk} AND NOT EXISTS (SELECT 1 FROM {people} AS s WHERE {same_person})
         ORDER BY x.file_row
         ON CONFLICT (foreign_id, channel_id) DO NOTHING
-        RETURNING id
+        RETURNING id, channel_id, foreign_id
         """,
         [_db_time(now), _db_time(now), *params],
     )
-    created = {pk for (pk,) in cursor.fetchall()}
+    created = {pk: (channel_id, foreign_id) for pk, channel_id, foreign_id in cursor.fetchall()}
     if job.mode == SubscriberImport.Mode.CREATE:
         cursor.execute(f"SELECT count(*) FROM {staging} AS x WHERE {chunk}", params)
         if cursor.fetchone()[0] > len(created):
@@ -1216,6 +1607,44 @@ def _insert_new_subscribers(job, cursor, chunk: str, params: list, now) -> set[i
                 ids,
             )
     return created
+
+
+def _tell_webhooks_of_chunk(job, rows: tuple[int, int], created: dict, updated: dict, fields: list[str]) -> None:
+    """One subscribers.imported for the chunk (not one event per subscriber), when an endpoint listens.
+
+    `created` and `updated` are {id: (channel id, foreign id)}, as the chunk's statements returned them.
+    """
+    listeners = events.import_listeners()
+    if not listeners or not (created or updated):
+        return
+    channels = dict(Channel.objects.values_list("pk", "name"))
+
+    def listed(found):
+        return [(pk, channels.get(channel, ""), foreign_id) for pk, (channel, foreign_id) in sorted(found.items())]
+
+    events.subscribers_imported(
+        job.pk,
+        rows=rows,
+        created=listed(created),
+        updated=listed({pk: row for pk, row in updated.items() if pk not in created}),
+        fields=fields,
+        endpoints=listeners,
+    )
+
+
+def _refresh_search_names(cursor, subscriber_ids: list[int]) -> None:
+    """Write the search name of subscribers whose first or last name (not both) an import changed.
+
+    The file gave one of the two names, so the staged search name (of that name alone) is not theirs:
+    it is computed again from both, in Python, as every other writer computes it.
+    """
+    people = _table(Subscriber)
+    ours, ids = _id_list(subscriber_ids)
+    cursor.execute(f"SELECT id, first_name, last_name FROM {people} WHERE id IN {ours}", ids)
+    cursor.executemany(
+        f"UPDATE {people} SET search_name = %s WHERE id = %s",
+        [(search_name(first, last), pk) for pk, first, last in cursor.fetchall()],
+    )
 
 
 def _id_list(ids: list[int]) -> tuple[str, list]:
@@ -1279,6 +1708,7 @@ def _merge_labels(job: SubscriberImport, rows: list[tuple], now) -> set[int]:
         added = _apply(Kind.ADD, sorted(wanted), by_id=job.created_by_id, now=now)
         _import_label_changes(job, Kind.ADD, added, now)
         job.labels_added += len(added)
+        _displace_for_import(job, added, now)
         touched.update(subscriber_id for subscriber_id, _ in added)
     if removing_only or replacing:
         if removing_only:
@@ -1335,7 +1765,16 @@ def _add_staged_labels(job: SubscriberImport, chunk: str, params: list, now) -> 
             _record_members(operation, added)
     _import_label_changes(job, LabelOperation.Kind.ADD, added, now, recorded=True)
     job.labels_added += len(added)
+    _displace_for_import(job, added, now)
     return {subscriber_id for subscriber_id, _ in added}
+
+
+def _displace_for_import(job: SubscriberImport, added: list[tuple[int, int]], now) -> None:
+    """Labels of exclusive groups an import gave take the groups' other labels away, recorded beside its addition."""
+    if added and exclusive_groups_of(sorted({label_id for _, label_id in added})):
+        displaced = _displace(added)
+        _record_displaced(job.add_operation, displaced, now)
+        job.labels_removed += len(displaced)
 
 
 def _import_operation(job: SubscriberImport, kind: str, now) -> LabelOperation:

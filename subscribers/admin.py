@@ -5,8 +5,9 @@ from django.template.response import TemplateResponse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from hexasubs.quotes import quoted
 from labels.models import Label
-from subscribers.actions import request_label_operation
+from subscribers.actions import ExclusiveClash, request_label_operation
 from subscribers.filters import NOT_PROVIDED, search_by_name
 from subscribers.models import Channel, LabelChange, LabelOperation, LabelSource, Subscriber, SubscriberLabel
 from subscribers.queries import preview_label_change, subscribers_matching
@@ -111,9 +112,15 @@ def _change_labels_of_selected(modeladmin, request, queryset, kind):
             preview = preview_label_change(subscribers_matching(selection), labels, kind)
             context.update(labels=labels, preview=preview)
             return TemplateResponse(request, "admin/subscribers/subscriber/change_labels.html", context)
-        operation = request_label_operation(
-            kind, labels, by=request.user, source=LabelSource.ADMIN, selection=selection
-        )
+        try:
+            operation = request_label_operation(
+                kind, labels, by=request.user, source=LabelSource.ADMIN, selection=selection
+            )
+        except ExclusiveClash as clash:
+            text = _("%(labels)s belong to one exclusive group: a subscriber can carry only one of them.")
+            titles = quoted([label.title for label in clash.labels[0]])
+            modeladmin.message_user(request, text % {"labels": titles}, messages.ERROR)
+            return None
         if operation.is_finished:
             modeladmin.message_user(request, operation.summary(), messages.SUCCESS)
         else:

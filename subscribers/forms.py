@@ -3,6 +3,7 @@ from django.core.exceptions import ValidationError
 from django.http import QueryDict
 from django.utils.translation import gettext_lazy as _
 
+from labels.forms import check_not_exclusive_together
 from labels.models import Label
 from subscribers.filters import SubscriberFilter
 from subscribers.models import Subscriber
@@ -78,6 +79,48 @@ class SubscriberLabelsForm(forms.Form):
         },
     )
     labels_before = LabelIdsField(required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Each label's group decides whether the dialog shows it as a checkbox or as one of a group's radios.
+        self.fields["labels"].queryset = Label.objects.select_related("group").order_by("title", "pk")
+
+    def exclusive_groups(self) -> list[tuple]:
+        """The exclusive groups, each shown as radio buttons with "none": [(group, its labels, chosen label id)].
+
+        A radio's name is `group-<id>`, its value the chosen label's id (empty for none).
+        """
+        groups: dict = {}
+        for label in self.fields["labels"].queryset:
+            if label.group_id and label.group.exclusive:
+                groups.setdefault(label.group, []).append(label)
+        if self.is_bound:
+            picked = {key: self.data.get(key, "") for key in (f"group-{group.pk}" for group in groups)}
+            chosen = {group: picked[f"group-{group.pk}"] for group in groups}
+        else:
+            initial = {int(pk) for pk in self.initial.get("labels", [])}
+            chosen = {
+                group: next((label.pk for label in labels if label.pk in initial), "")
+                for group, labels in groups.items()
+            }
+        return [
+            (group, labels, str(chosen[group])) for group, labels in sorted(groups.items(), key=lambda g: g[0].title)
+        ]
+
+    def clean(self):
+        cleaned = super().clean()
+        # The radios of exclusive groups (`group-<id>`): their chosen labels join the ticked ones.
+        picked = [value for key, value in self.data.items() if key.startswith("group-") and value]
+        if picked and "labels" in cleaned:
+            if not all(value.isdigit() for value in picked):
+                raise ValidationError(_("The form was damaged. Close the dialog, open it again and retry."))
+            found = list(Label.objects.filter(pk__in=[int(value) for value in picked]))
+            if len(found) < len(set(picked)):
+                raise ValidationError(self.fields["labels"].error_messages["invalid_choice"])
+            cleaned["labels"] = [*cleaned["labels"], *found]
+        if cleaned.get("labels"):
+            check_not_exclusive_together(cleaned["labels"])  # ticked by a damaged or hand-made form
+        return cleaned
 
     def changes(self) -> tuple[set[int], set[int]]:
         """(label ids to add, label ids to remove), as this operator changed them."""
@@ -167,3 +210,12 @@ class BulkLabelsForm(BulkSelectionForm):
         super().__init__(*args, **kwargs)
         # While the operator is still picking, no label chosen yet is not an error.
         self.fields["labels"].required = not picking
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("kind") == "add" and cleaned.get("labels"):
+            try:
+                check_not_exclusive_together(cleaned["labels"])
+            except ValidationError as error:
+                self.add_error("labels", error)
+        return cleaned

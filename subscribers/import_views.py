@@ -132,7 +132,9 @@ def import_detail(request, pk):
     if job.status == SubscriberImport.Status.DRAFT:
         return _settings(request, job)
     if request.method == "POST":
-        if request.POST.get("action") == "change" and job.is_finished and job.dry_run:
+        if not job.file_name:  # deleted by remove_old_import_files: nothing left to import
+            messages.error(request, _("The file of %(import)s was deleted: upload it again.") % {"import": job})
+        elif request.POST.get("action") == "change" and job.is_finished and job.dry_run:
             SubscriberImport.objects.filter(pk=job.pk, status__in=SubscriberImport.FINISHED).update(
                 status=SubscriberImport.Status.DRAFT
             )
@@ -216,6 +218,9 @@ def import_cancel(request, pk):
 def import_rejects(request, pk):
     """The rejected rows as they were written, with the reason in a last column: to fix and import again."""
     job = get_object_or_404(SubscriberImport, pk=pk)
+    if not job.file_name:  # deleted by remove_old_import_files
+        messages.error(request, _("The file of %(import)s was deleted: upload it again.") % {"import": job})
+        return redirect(job.get_absolute_url())
     writer = csv.writer(_Echo(), delimiter=job.delimiter, lineterminator="\r\n")
     bom = imports.file_has_bom(job)
 

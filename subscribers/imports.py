@@ -38,6 +38,7 @@ from django_countries import countries
 from labels.models import Label
 from labels.names import normalise_title
 from subscribers.models import Channel, Gender, SubscriberImport
+from subscribers.search import search_name
 from subscribers.validators import validate_locale, validate_timezone
 
 COLUMNS = [
@@ -72,7 +73,7 @@ COLUMN_TITLES = {
 PROFILE_COLUMNS = ["first_name", "last_name", "gender", "locale", "timezone", "country"]
 DATE_COLUMNS = ["created_at", "updated_at", "last_seen_at"]
 # What the staging table holds, in this order, after the import's id, the row number and its offset.
-STAGED_COLUMNS = ["channel_id", "foreign_id", *PROFILE_COLUMNS, *DATE_COLUMNS]
+STAGED_COLUMNS = ["channel_id", "foreign_id", *PROFILE_COLUMNS, "search_name", *DATE_COLUMNS]
 LABEL_SEPARATOR = "|"
 DELIMITERS = [
     (",", gettext_lazy("Comma ( , )")),
@@ -240,7 +241,7 @@ def inspect_file(path: Path, delimiter: str | None = None) -> FileLayout:
     first_line = head[offset:].split(b"\n", 1)[0].decode("utf-8", "replace")
     delimiter = delimiter or sniff_delimiter(first_line)
     record = next(records(path, delimiter, offset, 1), None)
-    if record is None or record.cells is None or not any(cell.strip() for cell in record.cells):
+    if record is None or record.cells is None or not any(map(str.strip, record.cells)):
         raise FileProblem(_("The first row of the file is empty: it must name the columns."))
     return FileLayout([cell.strip() for cell in record.cells], delimiter, record.end)
 
@@ -455,6 +456,9 @@ class RowChecker:
                 check(checked, restore(cell) if cell[:1] == "'" else cell)
             except CellError as error:
                 checked.errors.append((column, str(error)))
+        if not checked.errors:
+            values = checked.values
+            values["search_name"] = search_name(values["first_name"], values["last_name"])
         return checked
 
     def _channel(self, checked, value):
@@ -572,7 +576,7 @@ def read_batch(job, checker: RowChecker, limit: int | None = None) -> Batch:
     batch = Batch([], [], job.read_offset, job.last_row, 0, True)
     for record in records(import_dir() / job.file_name, job.delimiter, job.read_offset, job.last_row + 1):
         batch.end, batch.last_row = record.end, record.row
-        if record.cells is not None and not any(cell.strip() for cell in record.cells):
+        if record.cells is not None and not any(map(str.strip, record.cells)):
             continue
         checked = checker.check(record)
         (batch.rejected if checked.errors else batch.rows).append(checked)
@@ -609,7 +613,7 @@ def preview(job, rows: int = PREVIEW_ROWS) -> Preview:
     checker, index = RowChecker(job), LabelIndex()
     shown = Preview([], [])
     for record in records(import_dir() / job.file_name, job.delimiter, job.data_offset, 2):
-        if record.cells is not None and not any(cell.strip() for cell in record.cells):
+        if record.cells is not None and not any(map(str.strip, record.cells)):
             continue
         checked = checker.check(record)
         problems = dict(reversed(checked.errors))

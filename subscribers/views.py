@@ -9,6 +9,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
 from hexasubs.dialogs import close_dialog, render_dialog
+from hexasubs.quotes import quoted
 from subscribers.actions import (
     cancel_label_operation,
     change_labels,
@@ -22,10 +23,12 @@ from subscribers.models import LabelOperation, LabelSource, Subscriber
 from subscribers.queries import (
     ReachablePaginator,
     count_subscribers,
+    exclusive_losses,
     label_assignments,
     label_history,
     preview_label_change,
     recent_operations,
+    sorted_after_filtering,
     subscribers_for_table,
     subscribers_matching,
 )
@@ -44,16 +47,28 @@ def subscriber_list(request):
     # A function view rather than SingleTableMixin + FilterView: the table needs the
     # total from count_subscribers (exact or estimated) and page numbers clamped with a
     # message, which the mixins would hide behind several overridden methods.
-    filters = SubscriberFilter(request.GET, queryset=subscribers_for_table())
-    options = TableOptionsForm(request.GET)
+    return render_subscriber_list(request, request.GET)
+
+
+def render_subscriber_list(request, params, **extra):
+    """The Subscribers page, or its table alone for htmx, for `params` (the page's GET parameters).
+
+    `extra` joins the context: segments.views shows a segment through this, with its
+    stored filter as `params` and its name as the heading. The caller checks VIEW.
+    """
+    filters = SubscriberFilter(params, queryset=subscribers_for_table())
+    options = TableOptionsForm(params)
     problems = filters.problems()
     table = SubscriberTable(
         filters.qs,
-        order_by=_sort(request, problems),
+        order_by=_sort(params, problems),
         can_change_labels=request.user.has_perm(CHANGE_LABELS),
         back_url=request.get_full_path(),
     )
     total = count_subscribers(filters.qs, filtered=filters.is_filtered)
+    if filters.is_filtered and total.exact:
+        # At most REACHABLE_ROWS match: sorting them beats walking the sort's index past all the others.
+        table.data.data = sorted_after_filtering(table.data.data)
     per_page = options.rows_per_page
     page = options.page_number
     problems += [message for messages_ in options.errors.values() for message in messages_]
@@ -75,7 +90,9 @@ def subscriber_list(request):
         "capped": not total.exact or total.value > table.paginator.count,
         "can_change_labels": request.user.has_perm(CHANGE_LABELS),
         # The filter as submitted with this page: "all matching" applies to exactly this.
-        "submitted_filters": _filter_query(request.GET),
+        "submitted_filters": _filter_query(params),
+        "list_url": reverse("subscribers:list"),
+        **extra,
     }
     partial = request.htmx and not request.htmx.history_restore_request
     response = render(request, "subscribers/list.html#results" if partial else "subscribers/list.html", context)
@@ -92,8 +109,8 @@ def _filter_query(params) -> str:
     return kept.urlencode()
 
 
-def _sort(request, problems):
-    sort = request.GET.get("sort", "")
+def _sort(params, problems):
+    sort = params.get("sort", "")
     allowed = {
         prefix + name
         for name, column in SubscriberTable.base_columns.items()
@@ -114,7 +131,7 @@ def subscriber_row(request, pk):
     subscriber = get_object_or_404(subscribers_for_table(), pk=pk)
     back_url = (request.htmx and request.htmx.current_url_abs_path) or reverse("subscribers:list")
     table = SubscriberTable([subscriber], can_change_labels=request.user.has_perm(CHANGE_LABELS), back_url=back_url)
-    return render(request, "subscribers/list.html#row", {"row": next(iter(table.rows)), "table": table})
+    return render(request, "subscribers/list.html#row", {"row": next(table.rows_html([subscriber])), "table": table})
 
 
 @permission_required(VIEW, raise_exception=True)
@@ -212,6 +229,9 @@ def bulk_labels(request):
     if "confirm" not in request.POST:
         preview = preview_label_change(subscribers_matching(selection), labels, kind)
         context.update(step="confirm", labels=labels, preview=preview)
+        if kind == LabelOperation.Kind.ADD:  # "… and 1,234 of them lose “Plan: free”" (exclusive groups)
+            losses = exclusive_losses(subscribers_matching(selection), labels)
+            context["losses"] = [(quoted([title]), lost) for title, lost in losses]
         return _render_bulk(request, context)
 
     operation = request_label_operation(kind, labels, by=request.user, source=LabelSource.BULK, selection=selection)

@@ -10,6 +10,7 @@ from django.core.cache import cache
 from django.test import Client
 from django.utils import translation
 
+from api import key_cache
 from api.actions import create_api_key
 from labels.models import Label
 from subscribers.models import Channel, Subscriber
@@ -41,6 +42,19 @@ def _cache_without_database_queries(settings):
 
 
 @pytest.fixture(autouse=True)
+def _nothing_cached_by_another_test(_cache_without_database_queries):
+    """The cache outlives a test's rolled-back data: a cached label list or a user's permissions (the next
+    test's user gets the same id) would leak into the next test."""
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _no_api_keys_remembered_from_another_test():
+    """Each process keeps the API keys and channels it checked (api.key_cache): a test starts with none."""
+    key_cache.forget()
+
+
+@pytest.fixture(autouse=True)
 def _import_files_in_a_temporary_folder(settings, tmp_path):
     settings.IMPORT_DIR = tmp_path / "imports"
 
@@ -55,6 +69,8 @@ def _default_language_after_each_test():
 
 standard_data = importlib.import_module("subscribers.migrations.0002_standard_channels_and_groups")
 broadcast_groups = importlib.import_module("broadcasts.migrations.0002_broadcasters_group")
+segment_groups = importlib.import_module("segments.migrations.0002_segment_groups")
+label_group_permissions = importlib.import_module("labels.migrations.0006_label_group_permissions")
 
 
 @pytest.fixture(autouse=True)
@@ -70,6 +86,8 @@ def _standard_channels_and_groups_in_committed_tests(request):
         standard_data.create_channels(apps, None)
         standard_data.fill_groups(apps)
         broadcast_groups.fill_groups(apps)
+        segment_groups.fill_groups(apps)
+        label_group_permissions.fill_groups(apps)
 
 
 def _user(django_user_model, username, *groups):

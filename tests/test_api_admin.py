@@ -113,7 +113,7 @@ def test_bot_developers_read_the_schema_with_an_api_key(api_client):
 def test_the_endpoints_are_grouped_by_tag(staff_client):
     paths = staff_client.get("/api/v1/openapi.json").json()["paths"]
     tags = {tuple(operation["tags"]) for path in paths.values() for operation in path.values()}
-    assert tags == {("Subscribers",), ("Labels",), ("Label changes",), ("Bulk changes",)}
+    assert tags == {("Subscribers",), ("Labels",), ("Label changes",), ("Bulk changes",), ("Segments",)}
 
 
 def test_the_docs_descriptions_come_in_the_readers_language(staff_client):

@@ -1,3 +1,4 @@
+import time
 from datetime import timedelta
 
 import pytest
@@ -6,8 +7,9 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from api import key_cache
 from api.actions import create_api_key, revoke_api_keys
-from api.auth import _note_use_once
+from api.auth import PerKeyRateLimit, _note_use_once
 from api.models import ApiKey, hash_secret
 from subscribers.models import Channel
 
@@ -102,8 +104,37 @@ def test_it_records_when_a_key_was_last_used_to_the_minute(api_key, api_client):
     assert ApiKey.objects.get().last_used_at == first_use
 
     ApiKey.objects.update(last_used_at=timezone.now() - timedelta(minutes=2))
+    key_cache.forget()  # as if the process's cache had expired since
     api_client.get("/api/v1/labels")
     assert ApiKey.objects.get().last_used_at > first_use
+
+
+def test_a_key_revoked_by_another_process_stops_working_within_the_cache_lifetime(api_key, api_client, monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(key_cache.time, "monotonic", lambda: clock[0])
+    assert api_client.get("/api/v1/labels").status_code == 200
+    # Another process revokes it: this one's cache does not hear of it.
+    ApiKey.objects.update(revoked_at=timezone.now())
+
+    clock[0] += key_cache.KEY_CACHE_SECONDS - 1
+    assert api_client.get("/api/v1/labels").status_code == 200, "still in the cache"
+    clock[0] += 1
+    assert api_client.get("/api/v1/labels").status_code == 401
+    assert key_cache.KEY_CACHE_SECONDS == 10, "README and api.actions.revoke_api_keys say 10 seconds"
+
+
+def test_a_checked_key_costs_no_query_until_the_cache_expires(api_key, api_client, django_assert_num_queries):
+    assert api_client.get("/api/v1/labels").status_code == 200
+    with django_assert_num_queries(1):  # the labels; not the key, nor its channels
+        assert api_client.get("/api/v1/labels").status_code == 200
+
+
+def test_channels_given_to_a_key_apply_once_the_cache_expires(api_key, api_client, make_subscriber, console):
+    make_subscriber(foreign_id="psid-1")
+    assert api_client.get(PROFILE_URL).status_code == 200
+    api_key.channels.set([console])
+    key_cache.forget()  # what KEY_CACHE_SECONDS later brings
+    assert api_client.get(PROFILE_URL).status_code == 403
 
 
 def test_too_many_requests_get_429_with_retry_after(api_key, api_client):
@@ -150,3 +181,41 @@ def test_a_minute_of_requests_writes_the_key_row_once(api_client):
             assert api_client.get("/api/v1/labels").status_code == 200
 
     assert sum(query["sql"].startswith('UPDATE "api_apikey"') for query in queries) == 1
+
+
+def test_the_rate_limit_adds_to_the_shared_count_in_batches_of_one_percent(api_key, api_client, monkeypatch):
+    ApiKey.objects.update(rate_limit_per_minute=1000)
+    added = []
+    real = PerKeyRateLimit._add_to_shared_count
+
+    def add(self, cache_key, requests):
+        added.append(requests)
+        return real(self, cache_key, requests)
+
+    monkeypatch.setattr(PerKeyRateLimit, "_add_to_shared_count", add)
+    _not_at_the_end_of_a_minute()
+    for _ in range(25):
+        assert api_client.get("/api/v1/labels").status_code == 200
+
+    assert added == [10, 10], "one round trip to the cache per 10 requests (1 % of 1,000)"
+
+
+def test_near_the_limit_every_request_is_counted_in_the_shared_cache(api_key, api_client):
+    ApiKey.objects.update(rate_limit_per_minute=100)  # a batch of one: exact, as for small limits
+    _not_at_the_end_of_a_minute()
+    statuses = [api_client.get("/api/v1/labels").status_code for _ in range(101)]
+    assert statuses == [200] * 100 + [429]
+
+
+def _not_at_the_end_of_a_minute():
+    """The counts start again with each minute's window: a test counting requests waits for a fresh one."""
+    if time.time() % PerKeyRateLimit.WINDOW_SECONDS > PerKeyRateLimit.WINDOW_SECONDS - 10:
+        time.sleep(11)
+
+
+def test_a_process_that_lost_the_claim_stops_asking_the_cache(api_key):
+    ApiKey.objects.update(last_used_at=timezone.now() - timedelta(minutes=5))
+    winner, loser = ApiKey.objects.get(), ApiKey.objects.get()
+    _note_use_once(winner)
+    _note_use_once(loser)
+    assert loser.last_used_at > timezone.now() - timedelta(seconds=5), "so its next requests skip the cache"

@@ -20,6 +20,7 @@ from schemathesis.specs.openapi.checks import (
 
 from api.models import ApiKey
 from api.views import api
+from segments.models import Segment
 
 # Through JSON, as /api/v1/openapi.json serves it: the descriptions are lazy, in the reader's language.
 schema = schemathesis.openapi.from_dict(
@@ -45,6 +46,7 @@ def fuzz_key(api_key, make_subscriber, make_label):
     ApiKey.objects.update(rate_limit_per_minute=100_000)
     make_subscriber(foreign_id="0")
     make_label("VIP", name="vip")
+    Segment.objects.create(name="VIP people", query="label=vip")
     return api_key.full_key
 
 

@@ -48,3 +48,4 @@ def test_the_benchmark_measures_the_floor_the_imports_and_the_export(tmp_path, a
     }
     text = csv_import.report(results, rows=300, command="make bench-csv")
     assert text.startswith(csv_import.SECTION) and "| Import, 300 new with labels |" in text
+    assert "runs at" in csv_import.notes(results, 300) and "the floor's time" in csv_import.notes(results, 300)

@@ -7,7 +7,6 @@ from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
-import httpx
 import pytest
 from django.test import override_settings
 from django.utils import timezone
@@ -63,6 +62,7 @@ class FakeServer:
 def graph(settings):
     server = FakeServer()
     settings.MESSENGER_GRAPH_URL = server.url + "/v23.0"
+    settings.BROADCAST_BATCH_SIZE = 1  # one message at a time: the script's answers go out in order
     yield server
     server.stop()
 
@@ -232,7 +232,7 @@ def test_a_timeout_after_sending_is_unknown_and_never_resent(messenger_channel, 
     port = listener.getsockname()[1]
     try:
         connector = MessengerConnector(messenger_channel)
-        connector.client.timeout = httpx.Timeout(0.5)
+        connector.read_timeout = 0.5
         with override_settings(MESSENGER_GRAPH_URL=f"http://127.0.0.1:{port}"):
             outcome = connector.send(make_subscriber(), Message("hi"))
         connector.close()
@@ -249,3 +249,20 @@ def test_a_refused_connection_is_retried(messenger_channel, make_subscriber, set
     web = Channel.objects.get(name="web")
     web.settings = {}
     assert WebhookConnector(web).send(make_subscriber(), Message("hi")).kind == "stop"
+
+
+def test_a_group_goes_out_concurrently_each_message_once(make_subscriber, vip, settings):
+    settings.BROADCAST_BATCH_SIZE = 8
+    server = FakeServer()
+    try:
+        web = Channel.objects.get(name="web")
+        web.settings = {"url": server.url + "/bot", "secret": "s3cret", "messages_per_second": 0}
+        web.save()
+        people = _people(make_subscriber, web, vip, 20)
+        broadcast = _send()
+        assert (broadcast.status, broadcast.sent_count) == ("done", 20)
+        recipients = [json.loads(request["body"])["subscriber"]["foreign_id"] for request in server.requests]
+        assert sorted(recipients) == sorted(person.foreign_id for person in people)
+        assert set(Delivery.objects.values_list("status", flat=True)) == {"sent"}
+    finally:
+        server.stop()

@@ -1,5 +1,6 @@
 """The sending engine on the console channel: freeze, claim, send, confirm; skips, pause, resume, cancel, crashes."""
 
+import sys
 from datetime import timedelta
 
 import pytest
@@ -122,6 +123,26 @@ def test_a_crash_between_mark_and_confirm_leaves_unknown_and_never_resends(peopl
     assert ConsoleMessage.objects.count() == 3
 
 
+def test_the_sweep_finds_dead_workers_deliveries_of_paused_and_cancelled_broadcasts(people, settings):
+    """The sweep looks broadcast by broadcast: a broadcast paused or cancelled since the crash is looked at too."""
+    settings.BROADCAST_BATCH_SIZE = 1
+    broadcasts = [_broadcast(title=title) for title in ("Paused", "Cancelled", "Sending")]
+    for broadcast in broadcasts:
+        actions.start_broadcast(broadcast, by=None)
+        while actions._freeze_chunk(broadcast.pk):
+            pass
+        with pytest.raises(SystemExit):
+            actions.send_batches(broadcast.pk, after_mark=lambda claimed: sys.exit("the worker died"))
+    assert actions.pause_broadcast(broadcasts[0]) and actions.cancel_broadcast(broadcasts[1])
+    assert actions.sweep_broadcasts()["unknown"] == 0  # not stale yet
+    later = timezone.now() + actions.STALE_SENDING + timedelta(seconds=1)
+    assert actions.sweep_broadcasts(now=later)["unknown"] == 3
+    assert not Delivery.objects.filter(status=DeliveryStatus.SENDING).exists()
+    assert [b.unknown_count for b in Broadcast.objects.order_by("pk")] == [1, 1, 1]
+    assert Broadcast.objects.get(title="Sending").status == Broadcast.Status.SENDING  # four still queued
+    assert actions.sweep_broadcasts(now=later)["unknown"] == 0
+
+
 def test_pause_resume_and_cancel(people, settings):
     settings.BROADCAST_BATCH_SIZE = 2
     broadcast = _broadcast()
@@ -170,12 +191,17 @@ def test_the_freeze_resumes_in_chunks(people, settings, monkeypatch):
     assert actions._freeze_chunk(broadcast.pk)
     broadcast.refresh_from_db()
     assert broadcast.frozen_at is None and 0 < broadcast.total_count < 5
-    # A chunk run again after a crash adds nobody twice.
-    Broadcast.objects.filter(pk=broadcast.pk).update(frozen_up_to=broadcast.frozen_up_to - 2)
-    Broadcast.objects.filter(pk=broadcast.pk).update(total_count=0)
+    assert Delivery.objects.count() == broadcast.total_count
+    # A crash in the middle of a chunk leaves none of its rows: they commit with `frozen_up_to`.
+    with monkeypatch.context() as crash:
+        crash.setattr(Broadcast, "save", lambda self, *args, **kwargs: sys.exit("the worker died"))
+        with pytest.raises(SystemExit):
+            actions._freeze_chunk(broadcast.pk)
+    assert Delivery.objects.count() == broadcast.total_count
     while actions._freeze_chunk(broadcast.pk):
         pass
-    assert Delivery.objects.count() == 5
+    broadcast.refresh_from_db()
+    assert Delivery.objects.count() == broadcast.total_count == 5
 
 
 def test_an_inactive_channel_skips_its_people(people, console):

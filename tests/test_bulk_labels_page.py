@@ -123,8 +123,8 @@ def test_the_list_page_runs_the_same_queries_with_the_checkbox_column(
     labelled(people, vip, news)
     # 1 session, 2 user, 3 user's group permissions, 4 user's own permissions,
     # 5 bounded count, 6 channels for the filter, 7 labels for the filter,
-    # 8 the page of subscribers with their channel, 9 their labels.
-    with django_assert_num_queries(9):
+    # 8 the page of subscribers with their channel, 9 their labels, 10 label groups for the filter.
+    with django_assert_num_queries(10):
         response = signed_in.get(LIST)
     assert shown(response).count('name="ids"') == 8
 

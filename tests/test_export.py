@@ -103,6 +103,27 @@ def test_the_export_streams_in_batches_with_a_query_per_batch(people, monkeypatc
     with django_assert_num_queries(0):
         header = next(chunks)  # the header comes before any query
     assert header.startswith("channel,")
-    with django_assert_num_queries(5):  # two batches of (subscribers, their labels), then the empty batch
+    with django_assert_num_queries(4):  # two batches (label ids joined in SQL), the label names once, the empty batch
         body = "".join(chunks)
     assert body.count("\r\n") == 3
+
+
+def test_every_text_column_is_neutralised_and_plain_numbers_are_not(make_subscriber):
+    make_subscriber(foreign_id="@id", first_name="Ada", last_name="+33 6", locale="fr", timezone="-5")
+    make_subscriber(foreign_id="2", first_name="'=quoted", last_name="Lovelace", timezone="Europe/Paris")
+
+    table = list(csv.reader(io.StringIO("".join(exports.csv_chunks(Subscriber.objects.all())))))
+
+    assert [(row[1], row[2], row[3], row[6]) for row in table[1:]] == [
+        ("'@id", "Ada", "'+33 6", "-5"),
+        ("2", "''=quoted", "Lovelace", "Europe/Paris"),
+    ]
+
+
+def test_a_label_given_during_an_export_is_named_in_the_later_rows(people, monkeypatch, make_label):
+    monkeypatch.setattr(exports, "BATCH", 1)
+    rows = exports.export_rows(Subscriber.objects.all())
+    next(rows), next(rows)  # the header and the first subscriber: the names of the labels then are read
+    SubscriberLabel.objects.create(subscriber=people[2], label=make_label("Late", name="late"))
+
+    assert [row[8] for row in rows] == ["", "late|vip"]

@@ -375,23 +375,98 @@ def test_the_sweep_of_bulk_changes_leaves_a_running_imports_operations_alone(mak
 # --- Webhooks ------------------------------------------------------------------------------------
 
 
-def test_webhooks_hear_of_created_and_changed_subscribers_and_their_labels(make_subscriber, vip):
+def _bodies(event):
+    return [
+        json.loads(body)["data"]
+        for body in Delivery.objects.filter(event=event).order_by("pk").values_list("body", flat=True)
+    ]
+
+
+def test_webhooks_hear_of_an_imports_chunk_with_the_ids_it_created_and_changed(make_subscriber, vip):
+    ada = make_subscriber(foreign_id="1", first_name="Ada")
+    Endpoint.objects.create(url="https://example.com/hook", secret="s", events=Event.values)
+    job = run("channel,foreign_id,first_name,labels\nmessenger,1,Ada L.,vip\nmessenger,2,Bob,\nmessenger,3,Cy,\n")
+
+    assert not Delivery.objects.filter(event__in=[Event.SUBSCRIBER_CREATED, Event.SUBSCRIBER_UPDATED]).exists()
+    [chunk] = _bodies(Event.SUBSCRIBERS_IMPORTED)
+    bob, cy = Subscriber.objects.filter(foreign_id__in=["2", "3"]).order_by("foreign_id")
+    assert chunk == {
+        "import": job.pk,
+        "batch": f"import-{job.pk}",
+        "rows": {"first": 2, "last": 4},
+        "fields": ["first_name"],
+        "created": [
+            {"id": bob.pk, "channel": "messenger", "foreign_id": "2"},
+            {"id": cy.pk, "channel": "messenger", "foreign_id": "3"},
+        ],
+        "updated": [{"id": ada.pk, "channel": "messenger", "foreign_id": "1"}],
+    }
+    [labels] = _bodies(Event.LABELS_CHANGED)
+    assert [row["foreign_id"] for row in labels["subscribers"]] == ["1"] and labels["added"][0]["name"] == "vip"
+
+
+def test_an_import_sends_one_event_per_chunk_not_one_per_subscriber(small_chunks):
+    Endpoint.objects.create(url="https://example.com/hook", secret="s", events=[Event.SUBSCRIBERS_IMPORTED])
+    run("channel,foreign_id\n" + "".join(f"messenger,p{n}\n" for n in range(7)))
+
+    chunks = _bodies(Event.SUBSCRIBERS_IMPORTED)
+    assert [len(chunk["created"]) for chunk in chunks] == [3, 3, 1]
+    assert [chunk["rows"] for chunk in chunks] == [
+        {"first": 2, "last": 4},
+        {"first": 5, "last": 7},
+        {"first": 8, "last": 8},
+    ]
+    assert sorted(row["foreign_id"] for chunk in chunks for row in chunk["created"]) == [f"p{n}" for n in range(7)]
+
+
+def test_endpoints_listening_to_created_or_updated_hear_of_imports_too():
+    Endpoint.objects.create(url="https://example.com/created", secret="s", events=[Event.SUBSCRIBER_CREATED])
+    Endpoint.objects.create(url="https://example.com/labels", secret="s", events=[Event.LABELS_CHANGED])
+    run("channel,foreign_id\nmessenger,1\n")
+
+    assert list(Delivery.objects.values_list("endpoint__url", "event")) == [
+        ("https://example.com/created", "subscribers.imported")
+    ]
+
+
+def test_a_large_chunk_is_sent_in_requests_of_at_most_a_thousand_subscribers(monkeypatch):
+    from subscribers import events
+
+    monkeypatch.setattr(events, "IMPORTED_CHUNK_SIZE", 2)
+    Endpoint.objects.create(url="https://example.com/hook", secret="s", events=[Event.SUBSCRIBERS_IMPORTED])
+    job = run("channel,foreign_id\n" + "".join(f"messenger,p{n}\n" for n in range(5)))
+
+    chunks = _bodies(Event.SUBSCRIBERS_IMPORTED)
+    assert [len(chunk["created"]) for chunk in chunks] == [2, 2, 1]
+    assert {chunk["batch"] for chunk in chunks} == {f"import-{job.pk}"}
+
+
+def test_nothing_is_sent_when_an_import_changes_nothing_or_is_a_dry_run(make_subscriber):
     make_subscriber(foreign_id="1", first_name="Ada")
     Endpoint.objects.create(url="https://example.com/hook", secret="s", events=Event.values)
-    run("channel,foreign_id,first_name,labels\nmessenger,1,Ada L.,vip\nmessenger,2,Bob,\n")
+    run("channel,foreign_id,first_name\nmessenger,1,Ada\n")
+    run("channel,foreign_id,first_name\nmessenger,2,Bob\n", dry_run=True)
 
-    bodies = {
-        event: [
-            json.loads(body)["data"] for body in Delivery.objects.filter(event=event).values_list("body", flat=True)
-        ]
-        for event in Event.values
-    }
-    assert [data["subscriber"]["foreign_id"] for data in bodies["subscriber.created"]] == ["2"]
-    assert [(data["subscriber"]["foreign_id"], data["changed"]) for data in bodies["subscriber.updated"]] == [
-        ("1", ["first_name"])
-    ]
-    [labels] = bodies["subscriber.labels_changed"]
-    assert [row["foreign_id"] for row in labels["subscribers"]] == ["1"] and labels["added"][0]["name"] == "vip"
+    assert not Delivery.objects.exists()
+
+
+# --- The search name ------------------------------------------------------------------------------
+
+
+def test_new_and_renamed_subscribers_get_their_search_name(make_subscriber):
+    make_subscriber(foreign_id="1", first_name="Ada", last_name="Lovelace", search_name="ada lovelace")
+    run("channel,foreign_id,first_name,last_name\nmessenger,1,Hélène,Müller\nmessenger,2,Ермакова,  Zoë \n")
+
+    names = dict(Subscriber.objects.values_list("foreign_id", "search_name"))
+    assert names == {"1": "helene muller", "2": "ermakova zoe"}
+
+
+def test_a_file_with_one_of_the_names_keeps_the_search_name_whole(make_subscriber):
+    make_subscriber(foreign_id="1", first_name="Ada", last_name="Lovelace", search_name="ada lovelace")
+    run("channel,foreign_id,first_name\nmessenger,1,Hélène\nmessenger,2,Bob\n")
+
+    names = dict(Subscriber.objects.values_list("foreign_id", "search_name"))
+    assert names == {"1": "helene lovelace", "2": "bob"}
 
 
 # --- Chunks, resume, cancel, one at a time -------------------------------------------------------

@@ -17,7 +17,8 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from api.actions import create_api_key
 from broadcasts.models import Broadcast, ConsoleMessage
-from labels.models import Label
+from labels.models import Label, LabelGroup
+from segments.models import Segment
 from subscribers import imports
 from subscribers.actions import add_labels, change_labels
 from subscribers.models import LabelOperation, Subscriber, SubscriberImport
@@ -87,9 +88,22 @@ EXPECTED = {
     "labels:name": ("GET", MANAGE_LABELS),
     "labels:edit": ("GET", MANAGE_LABELS),
     "labels:delete": ("GET", MANAGE_LABELS),
+    "labels:group_add": ("GET", MANAGE_LABELS),
+    "labels:group_edit": ("GET", MANAGE_LABELS),
+    # Segments: every role sees and uses them; Label managers save, rename, update and delete them.
+    "segments:list": ("GET", LOGIN),
+    "segments:menu": ("GET", LOGIN),
+    "segments:open": ("GET", LOGIN),
+    "segments:count": ("GET", LOGIN),
+    "segments:add": ("GET", MANAGE_LABELS),
+    "segments:edit": ("GET", MANAGE_LABELS),
+    "segments:delete": ("GET", MANAGE_LABELS),
+    "segments:update": ("GET", {"anonymous": 302, **dict.fromkeys(ROLES[1:], 405)}),  # a POST
+    "api:list_segments": ("GET", API),
     "api:openapi-json": ("GET", STAFF_ONLY),
     "api:openapi-view": ("GET", STAFF_ONLY),
     "api:put_subscriber": ("PUT", API),
+    "api:batch_subscribers": ("POST", API),
     "api:get_subscriber": ("GET", API),
     "api:post_subscriber_labels": ("POST", API),
     "api:list_subscribers": ("GET", API),
@@ -168,6 +182,7 @@ class Samples:
 
     def __init__(self, admin):
         self.label = Label.objects.create(title="VIP", name="vip")
+        self.label_group = LabelGroup.objects.create(title="Plan", name="plan", exclusive=True)
         self.subscriber = Subscriber.objects.create(channel_id=1, foreign_id="psid-1", first_name="Ada")
         add_labels(Subscriber.objects.all(), [self.label], by=admin)
         change_labels(self.subscriber, add=[Label.objects.create(title="New", name="new")], by=admin)
@@ -180,6 +195,7 @@ class Samples:
         deliver.enqueue(delivery.pk)  # a row in the database task queue
         self.admin = admin
         self.broadcast = Broadcast.objects.create(title="Sale", text="Hi", audience={"filters": {}})
+        self.segment = Segment.objects.create(name="VIP", query="label=vip")
         ConsoleMessage.objects.create(subscriber=self.subscriber, broadcast=self.broadcast, text="Hi")
         stored = imports.store_file(io.BytesIO(b"channel,foreign_id\nweb,1\n"), "people.csv")
         self.subscriber_import = imports.record_upload(stored, by=admin)
@@ -207,8 +223,12 @@ class Samples:
             values["pk"] = operation.pk if operation else 0
         elif name.startswith("subscribers:"):
             values["pk"] = self.subscriber.pk
+        elif name.startswith("labels:group_"):
+            values["pk"] = self.label_group.pk
         elif name.startswith("labels:"):
             values["pk"] = self.label.pk
+        elif name.startswith("segments:"):
+            values["pk"] = self.segment.pk
         if "object_id" in route:
             if name == "admin:view_on_site":
                 values["object_id"] = "1"

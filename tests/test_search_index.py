@@ -1,4 +1,4 @@
-"""The name search matches the joined first and last name, which PostgreSQL answers from a trigram index."""
+"""The name search matches every word in the folded name (search_name): on PostgreSQL, from a trigram index."""
 
 import pytest
 from django.db import connection
@@ -53,5 +53,5 @@ def test_postgresql_answers_the_search_from_the_trigram_and_foreign_id_indexes(p
         cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute(f"EXPLAIN {sql}", params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
-    assert "subscriber_name_search_trgm" in plan
+    assert "subscriber_search_name_trgm" in plan
     assert "subscriber_unique_per_channel" in plan

@@ -8,6 +8,9 @@ class Event(models.TextChoices):
     SUBSCRIBER_CREATED = "subscriber.created", _("Subscriber created")
     SUBSCRIBER_UPDATED = "subscriber.updated", _("Subscriber profile updated")
     LABELS_CHANGED = "subscriber.labels_changed", _("Subscribers' labels changed")
+    SUBSCRIBERS_IMPORTED = "subscribers.imported", _("Subscribers imported (one event per chunk of an import)")
+    OPTED_OUT = "subscriber.opted_out", _("Subscriber opted out of promotional messages")
+    OPTED_IN = "subscriber.opted_in", _("Subscriber opted back in to promotional messages")
 
 
 class EndpointQuerySet(models.QuerySet):

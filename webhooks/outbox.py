@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from functools import partial
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from webhooks.models import Delivery, Endpoint
@@ -25,6 +25,31 @@ logger = logging.getLogger(__name__)
 def listening(event: str) -> list[Endpoint]:
     """The active endpoints that receive `event`: one query. Callers skip building payloads when it is empty."""
     return Endpoint.objects.listening_to(event)
+
+
+def active_endpoints() -> list[Endpoint]:
+    """Every active endpoint, for a caller with several events to send: `listening_among` picks per event."""
+    return list(Endpoint.objects.filter(is_active=True))
+
+
+def active_endpoints_sql() -> str:
+    """A subquery giving every active endpoint as a JSON array of [id, events]: for a statement that reads
+    the listeners in its own round trip. `endpoints_from` turns its value into endpoints."""
+    table = connection.ops.quote_name(Endpoint._meta.db_table)
+    if connection.vendor == "postgresql":
+        return f"SELECT COALESCE(json_agg(json_build_array(e.id, e.events)), '[]') FROM {table} AS e WHERE e.is_active"
+    return f"SELECT json_group_array(json_array(e.id, json(e.events))) FROM {table} AS e WHERE e.is_active"
+
+
+def endpoints_from(value) -> list[Endpoint]:
+    """The endpoints (id and events only) an `active_endpoints_sql` subquery returned."""
+    rows = json.loads(value) if isinstance(value, str) else value
+    return [Endpoint(pk=pk, events=events, is_active=True) for pk, events in rows]
+
+
+def listening_among(endpoints: list[Endpoint], event: str) -> list[Endpoint]:
+    """Those of these active endpoints that receive `event`, as `listening` finds them."""
+    return [endpoint for endpoint in endpoints if event in endpoint.events]
 
 
 def record(event: str, payloads: Iterable[dict], endpoints: list[Endpoint] | None = None) -> int:

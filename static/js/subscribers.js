@@ -13,7 +13,7 @@
     for (const key of new Set(data.keys())) {
       const values = data.getAll(key).filter((value) => value !== "");
       data.delete(key);
-      const isDefault = key === "label_mode" && values.length === 1 && values[0] === "any";
+      const isDefault = (key === "label_mode" || key === "group_mode") && values.length === 1 && values[0] === "any";
       if (!isDefault) values.forEach((value) => data.append(key, value));
     }
   });

@@ -12,6 +12,8 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="subscriber",
             name="search_name",
-            field=models.CharField(blank=True, default="", editable=False, max_length=511, verbose_name="search name"),
+            field=models.CharField(
+                blank=True, db_default="", default="", editable=False, max_length=511, verbose_name="search name"
+            ),
         ),
     ]

@@ -104,6 +104,8 @@ def test_the_add_dialog_works_with_the_keyboard_only(page, log_in, label_manager
     page.keyboard.press("ArrowRight")
     expect(dialog.get_by_label("Blue")).to_be_checked()
     page.keyboard.press("Tab")
+    expect(dialog.get_by_label("Group")).to_be_focused()  # label groups (issue 14): "No group" stays chosen
+    page.keyboard.press("Tab")
     expect(dialog.get_by_role("link", name="Cancel")).to_be_focused()
     page.keyboard.press("Tab")
     expect(dialog.get_by_role("button", name="Submit")).to_be_focused()

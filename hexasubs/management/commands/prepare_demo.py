@@ -18,7 +18,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, subscribers, **options):
         if not Subscriber.objects.exists():
-            call_command("seed_demo", subscribers=subscribers, stdout=self.stdout)
+            call_command("seed_demo", subscribers=subscribers, plan_group=True, stdout=self.stdout)
         User = get_user_model()
         if not User.objects.filter(is_superuser=True).exists():
             User.objects.create_superuser(DEMO_USERNAME, email="", password=DEMO_PASSWORD)

@@ -14,13 +14,19 @@ from django.db import close_old_connections
 from django_tasks_db.management.commands.db_worker import Command as DatabaseWorkerCommand
 
 from broadcasts.actions import sweep_broadcasts
-from subscribers.actions import resume_stalled_imports, resume_stalled_operations
+from subscribers.actions import remove_old_import_files, resume_stalled_imports, resume_stalled_operations
 from webhooks.tasks import requeue_stale_deliveries
 
 logger = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 10
-SWEEPS = [resume_stalled_operations, resume_stalled_imports, requeue_stale_deliveries, sweep_broadcasts]
+SWEEPS = [
+    resume_stalled_operations,
+    resume_stalled_imports,
+    requeue_stale_deliveries,
+    sweep_broadcasts,
+    remove_old_import_files,
+]
 
 
 def sweep_forever(stop: threading.Event) -> None:

@@ -5,7 +5,7 @@ from django.db import transaction
 from django.http import QueryDict
 
 from labels.models import Label
-from subscribers.actions import queue_label_operation, run_label_operation, start_label_operation
+from subscribers.actions import ExclusiveClash, queue_label_operation, run_label_operation, start_label_operation
 from subscribers.filters import SubscriberFilter
 from subscribers.models import LabelOperation, LabelSource, Subscriber
 
@@ -44,12 +44,17 @@ class Command(BaseCommand):
         if problems:
             raise CommandError(f"--filter: {' '.join(problems)} Nothing was changed.")
         selection = {"filters": {name: params.getlist(name) for name in params}}
-        with transaction.atomic():
-            operation = start_label_operation(
-                kind, [found[name] for name in labels], source=LabelSource.COMMAND, selection=selection
-            )
-            if background:
-                queue_label_operation(operation)
+        try:
+            with transaction.atomic():
+                operation = start_label_operation(
+                    kind, [found[name] for name in labels], source=LabelSource.COMMAND, selection=selection
+                )
+                if background:
+                    queue_label_operation(operation)
+        except ExclusiveClash as clash:
+            raise CommandError(
+                f"{clash} belong to one exclusive group: give one at most. Nothing was changed."
+            ) from None
         if background:
             self.stdout.write(str(operation.pk))
             return

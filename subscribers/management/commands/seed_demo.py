@@ -14,7 +14,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from faker import Faker
 
-from labels.models import Color, Label
+from labels.models import Color, Label, LabelGroup
 from subscribers.models import Channel, Gender, Subscriber, SubscriberLabel
 
 # (title, name, description, colour, share of subscribers carrying it)
@@ -46,6 +46,14 @@ DEMO_LOCALES = [
     ("hi_IN", "en-IN", "IN", "5.5", 3),
 ]
 
+# An exclusive label group (labels.LabelGroup): each subscriber is on one plan at most. (title, name, colour, share)
+DEMO_PLAN_GROUP = ("Plan", "plan", "The subscription plan: a subscriber is on one at most.")
+DEMO_PLANS = [
+    ("Plan: free", "plan_free", Color.GRAY, 0.50),
+    ("Plan: pro", "plan_pro", Color.BLUE, 0.15),
+    ("Plan: enterprise", "plan_enterprise", Color.PURPLE, 0.03),
+]
+
 CHANNEL_WEIGHTS = {"messenger": 60, "web": 35, "console": 5}
 NAMES_PER_POOL = 400
 BATCH_SIZE = 5000
@@ -57,8 +65,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--subscribers", type=int, default=2000, help="How many demo subscribers should exist.")
         parser.add_argument("--labels", type=int, default=len(DEMO_LABELS), help="How many demo labels should exist.")
+        parser.add_argument(
+            "--plan-group",
+            action="store_true",
+            help="Also the exclusive label group “Plan” (free / pro / enterprise), one plan at most per subscriber.",
+        )
 
-    def handle(self, *args, subscribers, labels, **options):
+    def handle(self, *args, subscribers, labels, plan_group=False, **options):
         if subscribers < 0 or labels < 0:
             raise CommandError("--subscribers and --labels must be zero or more.")
         started = time.monotonic()
@@ -69,6 +82,8 @@ class Command(BaseCommand):
         demo_labels = self._ensure_labels(labels)
         created = self._ensure_subscribers(subscribers, channels)
         assigned = self._ensure_assignments(demo_labels)
+        if plan_group:
+            assigned += self._ensure_plan_group()
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data ready: {subscribers} subscribers ({created} new), {len(demo_labels)} labels, "
@@ -147,6 +162,32 @@ class Command(BaseCommand):
                 rows = []
         SubscriberLabel.objects.bulk_create(rows, ignore_conflicts=True)
         return SubscriberLabel.objects.count() - before
+
+    def _ensure_plan_group(self):
+        """The demo exclusive group and its labels; demo subscribers get one plan at most, once."""
+        title, name, description = DEMO_PLAN_GROUP
+        group, _ = LabelGroup.objects.get_or_create(
+            name=name, defaults={"title": title, "description": description, "exclusive": True}
+        )
+        Label.objects.bulk_create(
+            [Label(title=title, name=name, color=color, group=group) for title, name, color, _ in DEMO_PLANS],
+            ignore_conflicts=True,
+        )
+        plans = list(Label.objects.filter(group=group).order_by("pk"))
+        if SubscriberLabel.objects.filter(label__in=plans).exists():
+            return 0
+        by_name = {label.name: label for label in plans}
+        rows = []
+        demo = Subscriber.objects.filter(foreign_id__startswith="demo").order_by("pk").values_list("pk", flat=True)
+        for subscriber_id in demo.iterator(chunk_size=BATCH_SIZE):
+            draw, bound = random.Random(f"plan-{subscriber_id}").random(), 0.0
+            for _, plan_name, _, share in DEMO_PLANS:
+                bound += share
+                if draw < bound and plan_name in by_name:
+                    rows.append(SubscriberLabel(subscriber_id=subscriber_id, label_id=by_name[plan_name].pk))
+                    break
+        SubscriberLabel.objects.bulk_create(rows, batch_size=BATCH_SIZE, ignore_conflicts=True)
+        return len(rows)
 
 
 def _foreign_id(channel_name, number, rng):
