@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: run test lint bench bench-broadcasts bench-csv bench-search clean messages translations serve loadtest
+.PHONY: run test lint bench bench-broadcasts bench-csv bench-search bench-pages clean messages translations serve loadtest
 
 $(PY):
 	@python$(PYTHON_VERSION) -V >/dev/null 2>&1 || { echo "Python $(PYTHON_VERSION) is needed (pyenv install $(PYTHON_VERSION))."; exit 1; }
@@ -65,6 +65,11 @@ bench-broadcasts: $(STAMP)
 # p95 with the load average; `make bench-search BENCH_SEARCH_ARGS=--plans` adds EXPLAIN ANALYZE. Prints only.
 bench-search: $(STAMP)
 	$(PY) bench/search.py $(BENCH_SEARCH_ARGS)
+
+# Every page and dialog timed on whatever DATABASE_URL holds (SQLite included): p50, p95, CPU, floor, queries;
+# prints only. `make bench-pages BENCH_PAGES_ARGS="--only Labels"` for some; bench/pages.py says how to make data.
+bench-pages: $(STAMP)
+	$(PY) bench/pages.py $(BENCH_PAGES_ARGS)
 
 # Production: settings from the environment (README, "Production"), then gunicorn with WEB_WORKERS workers
 # and TASK_WORKERS background workers (bulk label changes, webhooks); Ctrl-C stops them all.

@@ -7,6 +7,7 @@ means for subscribers is the subscribers app's business (`label_deleting`).
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from labels.forms import LabelForm, LabelGroupForm
@@ -111,3 +112,18 @@ def save_label_group(form: LabelGroupForm) -> LabelGroup | None:
     except ValidationError as error:
         form.add_error("exclusive", error)
         return None
+
+
+def delete_label_group(group: LabelGroup, *, by=None) -> int:
+    """Delete `group`; its labels stay, in no group, and nobody loses a label. Returns how many it held.
+
+    `by` (the operator) is accepted like `delete_label`'s; nothing about subscribers changes, so nothing
+    is recorded in their history. The group's row is locked first so that a label put in it meanwhile is
+    ungrouped too, not lost with it.
+    """
+    with transaction.atomic():
+        LabelGroup.objects.select_for_update().filter(pk=group.pk).first()
+        count = Label.objects.filter(group=group).update(group=None, updated_at=timezone.now())
+        group.delete()
+        _labels_changed()
+    return count

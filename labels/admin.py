@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
-from labels.actions import create_label, delete_label, save_label_group, update_label
+from labels.actions import create_label, delete_label, delete_label_group, save_label_group, update_label
 from labels.forms import LabelForm, LabelGroupForm
 from labels.models import Label, LabelGroup
 
@@ -18,6 +18,14 @@ class LabelGroupAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         # The same write as the Labels page's group dialogs: making it exclusive re-checks the conflicts.
         save_label_group(form)
+
+    def delete_model(self, request, obj):
+        # The same write as the Labels page's Delete group dialog: its labels stay, in no group.
+        delete_label_group(obj, by=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for group in queryset:
+            delete_label_group(group, by=request.user)
 
 
 @admin.register(Label)

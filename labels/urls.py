@@ -11,4 +11,5 @@ urlpatterns = [
     path("<int:pk>/delete/", views.label_delete, name="delete"),
     path("groups/add/", views.group_add, name="group_add"),
     path("groups/<int:pk>/edit/", views.group_edit, name="group_edit"),
+    path("groups/<int:pk>/delete/", views.group_delete, name="group_delete"),
 ]

@@ -5,16 +5,17 @@ from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.contrib.humanize.templatetags.humanize import intcomma
 from django.core.exceptions import PermissionDenied
 from django.http import JsonResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET
 from django_filters.views import FilterView
+from django_htmx.http import HttpResponseClientRedirect
 from django_tables2 import SingleTableMixin
 
 from hexasubs.dialogs import close_dialog, render_dialog
-from labels.actions import create_label, delete_label, save_label_group, update_label
+from labels.actions import create_label, delete_label, delete_label_group, save_label_group, update_label
 from labels.filters import LabelFilter
 from labels.forms import LabelForm, LabelGroupForm
 from labels.models import Label, LabelGroup
@@ -112,6 +113,42 @@ def group_edit(request, pk):
     if request.method == "POST" and form.is_valid() and (group := save_label_group(form)):
         return _done(request, _("Label group “%(title)s” saved.") % {"title": group.title})
     return _dialog(request, "group_form", {"form": form}, title=_("Edit a label group"))
+
+
+@permission_required("labels.delete_labelgroup", raise_exception=True)
+def group_delete(request, pk):
+    group = get_object_or_404(LabelGroup, pk=pk)
+    if request.method == "POST":
+        count = delete_label_group(group, by=request.user)
+        messages.success(
+            request,
+            ngettext(
+                "Label group “%(title)s” deleted; its %(count)s label stays, in no group.",
+                "Label group “%(title)s” deleted; its %(count)s labels stay, in no group.",
+                count,
+            )
+            % {"title": group.title, "count": intcomma(count)}
+            if count
+            else _("Label group “%(title)s” deleted.") % {"title": group.title},
+        )
+        # The page was showing the group: it goes back to all labels (the toast survives the redirect).
+        url = reverse("labels:list")
+        return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    count = group.labels.count()
+    params = {"title": group.title, "count": intcomma(count)}
+    if count:
+        effect = (
+            ngettext(
+                "The %(count)s label of “%(title)s” stays, in no group.",
+                "The %(count)s labels of “%(title)s” stay, in no group.",
+                count,
+            )
+            % params
+        )
+    else:
+        effect = _("“%(title)s” holds no label.") % params
+    context = {"group": group, "question": _("Delete the group “%(title)s”?") % params, "effect": effect}
+    return _dialog(request, "group_delete_form", context, title=_("Delete a label group"))
 
 
 @permission_required("labels.delete_label", raise_exception=True)

@@ -306,6 +306,13 @@ class SubscriberFilter(django_filters.FilterSet):
         self.form.is_valid()
         return any(value for name, value in self.form.cleaned_data.items() if name not in ("label_mode", "group_mode"))
 
+    def labels_menu_count(self) -> int:
+        """How many filters the Labels menu holds, for its button's badge: each chosen label, "only subscribers
+        without any label", and a label group."""
+        form = self.form
+        labels = [value for value in form["label"].value() or () if str(value).strip()]
+        return len(labels) + (form["no_labels"].value() == "1") + bool(str(form["group"].value() or "").strip())
+
     def label_checkboxes(self) -> str:
         """The label filter's checkboxes, one per label, the chosen ones ticked.
 

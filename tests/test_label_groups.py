@@ -102,6 +102,69 @@ def test_the_labels_page_shows_and_filters_by_group(client, operator, free, pro,
     assert ">Free<" not in response.text.split('id="labels"')[1]
 
 
+# --- Deleting a group: its labels stay, in no group --------------------------------------------------
+
+
+def test_the_delete_dialog_says_how_many_labels_stay_ungrouped(client, label_manager, free, pro, enterprise):
+    client.force_login(label_manager)
+    page = client.get(reverse("labels:list"), {"group": "plan"})
+    assert reverse("labels:group_delete", args=[free.group.pk]) in page.text
+    response = client.get(reverse("labels:group_delete", args=[free.group.pk]), headers=HTMX)
+    assert response.status_code == 200
+    assert "Delete the group “Plan”?" in response.text
+    assert "The 3 labels of “Plan” stay, in no group." in response.text
+
+
+def test_deleting_a_group_keeps_its_labels_and_who_carries_them(
+    client, label_manager, make_subscriber, free, pro, enterprise, vip
+):
+    ada = make_subscriber()
+    change_labels(ada, add=[free, vip])
+    changes = LabelChange.objects.count()
+    client.force_login(label_manager)
+    response = client.post(reverse("labels:group_delete", args=[free.group.pk]), headers=HTMX)
+    assert response.status_code == 200 and response["HX-Redirect"] == reverse("labels:list")
+    assert not LabelGroup.objects.exists()
+    assert set(Label.objects.filter(group=None).values_list("name", flat=True)) == {"free", "pro", "enterprise", "vip"}
+    assert names(ada) == ["free", "vip"]
+    assert LabelChange.objects.count() == changes  # nobody lost or gained a label
+    page = client.get(reverse("labels:list"))
+    assert "Label group “Plan” deleted; its 3 labels stay, in no group." in page.text
+
+
+def test_deleting_an_empty_group_says_it_holds_no_label(client, label_manager):
+    empty = LabelGroup.objects.create(title="Stage", name="stage")
+    client.force_login(label_manager)
+    assert "“Stage” holds no label." in client.get(reverse("labels:group_delete", args=[empty.pk])).text
+    response = client.post(reverse("labels:group_delete", args=[empty.pk]))
+    assert response.status_code == 302 and response.url == reverse("labels:list")
+    assert not LabelGroup.objects.exists()
+
+
+def test_operators_may_not_delete_groups(client, operator, free):
+    client.force_login(operator)
+    assert client.get(reverse("labels:group_delete", args=[free.group.pk])).status_code == 403
+    assert client.post(reverse("labels:group_delete", args=[free.group.pk])).status_code == 403
+    assert LabelGroup.objects.exists()
+    assert (
+        reverse("labels:group_delete", args=[free.group.pk])
+        not in client.get(reverse("labels:list"), {"group": "plan"}).text
+    )
+
+
+def test_a_vanished_group_is_a_404(client, label_manager):
+    client.force_login(label_manager)
+    assert client.post(reverse("labels:group_delete", args=[999])).status_code == 404
+
+
+def test_the_admin_deletes_a_group_through_the_same_action(client, admin_user, free, pro):
+    client.force_login(admin_user)
+    response = client.post(reverse("admin:labels_labelgroup_delete", args=[free.group.pk]), {"post": "yes"})
+    assert response.status_code == 302
+    assert not LabelGroup.objects.exists()
+    assert Label.objects.filter(group=None).count() == 2
+
+
 @pytest.mark.parametrize("how_many", [2, 20])
 def test_the_labels_page_runs_the_same_queries_with_groups(
     client, label_manager, make_label, make_subscriber, how_many, django_assert_num_queries

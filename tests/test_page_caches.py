@@ -13,6 +13,8 @@ from django.utils import timezone, translation
 from labels.actions import create_label, delete_label, update_label
 from labels.forms import LabelForm
 from labels.models import Label
+from subscribers import queries as subscriber_queries
+from subscribers import views as subscriber_views
 from subscribers.actions import add_labels
 from subscribers.models import Subscriber
 from subscribers.queries import _bounded_count, subscribers_for_table
@@ -193,6 +195,20 @@ def test_a_filter_matching_few_sorts_them_in_the_same_order(signed_in, make_subs
         response = signed_in.get(URL, {"created_after": since, "sort": sort})
         assert [row.record.first_name for row in response.context["table"].paginated_rows] == expected
         assert "COALESCE" in str(response.context["table"].data.data.query)
+
+
+def test_a_filter_matching_many_walks_the_sort_index_even_when_counted_exactly(signed_in, make_subscriber, monkeypatch):
+    # SQLite counts every match exactly: past REACHABLE_ROWS they are many enough to find by walking the index.
+    monkeypatch.setattr(subscriber_queries, "REACHABLE_ROWS", 3)
+    monkeypatch.setattr(subscriber_views, "REACHABLE_ROWS", 3)
+    for number in range(5):
+        make_subscriber(first_name=f"P{number}")
+    since = (timezone.now() - timedelta(days=1)).date().isoformat()
+
+    response = signed_in.get(URL, {"created_after": since, "sort": "updated"})
+
+    assert response.context["table"].paginated_rows  # (paging reaches REACHABLE_ROWS rows)
+    assert "COALESCE" not in str(response.context["table"].data.data.query)
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="The count's time box is PostgreSQL's.")

@@ -90,6 +90,7 @@ EXPECTED = {
     "labels:delete": ("GET", MANAGE_LABELS),
     "labels:group_add": ("GET", MANAGE_LABELS),
     "labels:group_edit": ("GET", MANAGE_LABELS),
+    "labels:group_delete": ("GET", MANAGE_LABELS),
     # Segments: every role sees and uses them; Label managers save, rename, update and delete them.
     "segments:list": ("GET", LOGIN),
     "segments:menu": ("GET", LOGIN),

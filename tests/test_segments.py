@@ -462,3 +462,46 @@ def test_a_broadcast_page_names_its_segment(broadcaster, people):
     )
     html = broadcaster.get(broadcast.get_absolute_url()).text
     assert "Segment “VIP &lt;b&gt;”: its filter as it is when sending starts is used and recorded." in html
+
+
+# The admin ----------------------------------------------------------------------------------------------
+
+
+def test_the_admin_lists_and_edits_segments(admin_client, people):
+    save(admin_client, "label=vip&locale=fr", name="French VIPs", description="Our best")
+    segment = Segment.objects.get()
+    changelist = admin_client.get(reverse("admin:segments_segment_changelist"), {"q": "french"})
+    assert changelist.status_code == 200
+    assert "French VIPs" in changelist.text and "locale=fr&amp;label=vip" in changelist.text
+    assert "root" in changelist.text  # created_by
+    change = admin_client.get(reverse("admin:segments_segment_change", args=[segment.pk]))
+    assert change.status_code == 200 and "locale=fr&amp;label=vip" in change.text
+    data = {"name": "VIPs", "description": "", "query": "label=vip&page=3&label_mode=any"}
+    response = admin_client.post(reverse("admin:segments_segment_change", args=[segment.pk]), data)
+    assert response.status_code == 302
+    segment.refresh_from_db()
+    assert (segment.name, segment.query) == ("VIPs", "label=vip")  # normalised as the page saves it
+
+
+def test_the_admin_refuses_a_filter_that_does_not_apply(admin_client, people):
+    save(admin_client, "label=vip", name="VIPs")
+    segment = Segment.objects.get()
+    data = {"name": "VIPs", "description": "", "query": "label=ghost"}
+    response = admin_client.post(reverse("admin:segments_segment_change", args=[segment.pk]), data)
+    assert response.status_code == 200
+    assert "There is no label named “ghost”" in response.text
+    segment.refresh_from_db()
+    assert segment.query == "label=vip"
+    added = admin_client.post(reverse("admin:segments_segment_add"), {"name": "Ghosts", "query": "label=ghost"})
+    assert added.status_code == 200 and not Segment.objects.filter(name="Ghosts").exists()
+
+
+def test_the_admin_does_not_delete_a_segment_a_scheduled_broadcast_uses(admin_client, people):
+    save(admin_client, "label=vip", name="VIPs")
+    segment = Segment.objects.get()
+    Broadcast.objects.create(
+        title="Sale", text="Hi", audience={"filters": segment.filters()}, segment=segment, status="scheduled"
+    )
+    response = admin_client.post(reverse("admin:segments_segment_delete", args=[segment.pk]), {"post": "yes"})
+    assert response.status_code == 302
+    assert Segment.objects.filter(pk=segment.pk).exists()

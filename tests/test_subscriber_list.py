@@ -195,6 +195,44 @@ def test_label_filters_use_exists_not_join_and_distinct(signed_in, labelled_peop
     assert "DISTINCT" not in page_query
 
 
+def labels_menu_button(response):
+    """The Labels filter menu's button (its <summary>) as rendered."""
+    start = response.text.index('<summary class="btn btn-outline-secondary">Labels')
+    return response.text[start : response.text.index("</summary>", start)]
+
+
+@pytest.mark.parametrize(
+    ("query", "count"),
+    [
+        ("", None),
+        ("label=vip", "1"),
+        ("label=vip&label=newsletter&no_labels=1", "3"),
+        ("group=plan", "1"),  # a label group filter shows on the button as label filters do
+        ("group=plan&group_mode=none&label=vip", "2"),
+        ("group_mode=none", None),  # a mode without its group filters nothing
+    ],
+)
+def test_the_labels_button_counts_its_active_filters_label_group_included(signed_in, labelled_people, query, count):
+    from labels.models import LabelGroup
+
+    LabelGroup.objects.create(title="Plan", name="plan")
+    button = labels_menu_button(signed_in.get(f"{URL}?{query}"))
+    if count is None:
+        assert "badge" not in button
+    else:
+        assert f'<span aria-hidden="true">{count}</span>' in button
+        assert f"{count} active filter" in button
+
+
+def test_the_labels_button_badge_is_translated(client, operator, labelled_people):
+    from labels.models import LabelGroup
+
+    LabelGroup.objects.create(title="Plan", name="plan")
+    client.force_login(operator)
+    response = client.get(f"{URL}?group=plan&label=vip", headers={"accept-language": "fr"})
+    assert "2 filtres actifs" in response.text
+
+
 # Invalid filter values -------------------------------------------------------------------------------------
 
 
