@@ -427,15 +427,9 @@ def main():
     )
     print(section)
     if args.write:
-        path = ROOT / "BENCHMARKS.md"
-        text = path.read_text(encoding="utf-8")
-        start = text.find("## Broadcasts\n")
-        if start >= 0:
-            end = text.find("\n## ", start + 1)
-            text = text[:start] + section + (text[end + 1 :] if end >= 0 else "")
-        else:
-            text = text.rstrip("\n") + "\n\n" + section
-        path.write_text(text, encoding="utf-8")
+        from bench.harness import write_section
+
+        write_section(ROOT / "BENCHMARKS.md", "broadcasts", section, heading="## Broadcasts")
 
 
 if __name__ == "__main__":

@@ -789,35 +789,11 @@ def section(report) -> str:
     return "\n".join(lines) + "\n"
 
 
-BEGIN, END = "<!-- bulk-chunked -->", "<!-- /bulk-chunked -->"
-
-
 def replace_section(path: Path, text: str) -> None:
-    """Put `text` in place of this section of `path`, leaving every other section as it is.
+    """Put `text` in place of this section of `path` (between its markers), leaving every other section as it is."""
+    from bench import harness
 
-    The section sits between its own markers; a copy without them ends at the next `## ` heading or
-    `<!--` marker line. Without either it is appended at the end.
-    """
-    lines = path.read_text().splitlines() if path.exists() else []
-    block = [BEGIN, *text.rstrip("\n").splitlines(), END]
-    if BEGIN in lines and END in lines[lines.index(BEGIN) :]:
-        start = lines.index(BEGIN)
-        end = lines.index(END, start) + 1
-    elif SECTION in lines:
-        start = lines.index(SECTION)
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith(("## ", "<!--"))),
-            len(lines),
-        )
-    else:
-        start = end = len(lines)
-    before, after = lines[:start], lines[end:]
-    while before and not before[-1].strip():
-        before.pop()
-    while after and not after[0].strip():
-        after.pop(0)
-    out = [*before, *([""] if before else []), *block, *([""] if after else []), *after]
-    path.write_text("\n".join(out) + "\n")
+    harness.write_section(path, "bulk-chunked", text, heading=SECTION)
 
 
 def main(argv=None) -> int:

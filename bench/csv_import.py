@@ -471,17 +471,10 @@ def report(results, *, rows, command) -> str:
 
 
 def write_section(text: str, path: Path) -> None:
-    """Replace this benchmark's section of BENCHMARKS.md (or append it), leaving the others as they are."""
-    current = path.read_text(encoding="utf-8")
-    if SECTION in current:
-        start = current.index(SECTION)
-        rest = current[start + len(SECTION) :]
-        end = rest.find("\n## ")
-        after = rest[end + 1 :] if end >= 0 else ""
-        current = current[:start] + text.rstrip() + "\n\n" + after
-    else:
-        current = current.rstrip() + "\n\n" + text.rstrip() + "\n"
-    path.write_text(current, encoding="utf-8")
+    """Replace this benchmark's section of BENCHMARKS.md (between its markers), leaving the others as they are."""
+    from bench import harness
+
+    harness.write_section(path, "csv", text, heading=SECTION)
 
 
 def notes(r, rows) -> str:

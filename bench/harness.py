@@ -211,6 +211,25 @@ def replace_section(document: str, name: str, text: str, *, legacy_start: int | 
     return "\n".join(out) + "\n"
 
 
+def write_section(path: Path, name: str, text: str, *, heading: str) -> None:
+    """Put `text` between `<!-- name -->` and `<!-- /name -->` in the file at `path`, keeping every other line.
+
+    A copy of the section written without markers (from its `heading` line to the next marker or `## `
+    heading) is replaced; a section met for the first time goes at the end of the file.
+    """
+    document = path.read_text(encoding="utf-8") if path.exists() else ""
+    lines = document.splitlines()
+    if f"<!-- {name} -->" not in lines:
+        if heading in lines:
+            start = lines.index(heading)
+            stop = next((i for i in range(start + 1, len(lines)) if lines[i].startswith(("## ", "<!--"))), len(lines))
+            lines[start:stop] = [f"<!-- {name} -->", f"<!-- /{name} -->"]
+        else:
+            lines += ["", f"<!-- {name} -->", f"<!-- /{name} -->"]
+        document = "\n".join(lines) + "\n"
+    path.write_text(replace_section(document, name, text), encoding="utf-8")
+
+
 def insert_after(document: str, after_name: str, name: str, text: str) -> str:
     """The section `name` replaced where it is, or put right after the section `after_name` if new."""
     begin = f"<!-- {name} -->"

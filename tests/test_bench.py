@@ -115,6 +115,22 @@ def test_a_section_is_replaced_between_its_markers_and_the_rest_is_kept():
     assert harness.insert_after(inserted, "bench", "bench-production", "again").count("<!-- bench-production -->") == 1
 
 
+def test_each_bench_writes_its_own_section_of_the_file_and_keeps_the_others(tmp_path):
+    path = tmp_path / "BENCHMARKS.md"
+    path.write_text(
+        "<!-- bench -->\nOurs.\n<!-- /bench -->\n\n## CSV\n\nold, written without markers\n\n## Search\nTheirs.\n"
+    )
+
+    harness.write_section(path, "csv", "## CSV\n\nnew", heading="## CSV")
+    harness.write_section(path, "broadcasts", "## Broadcasts\n\nfirst", heading="## Broadcasts")
+    harness.write_section(path, "csv", "## CSV\n\nnewer", heading="## CSV")
+
+    text = path.read_text()
+    assert "old" not in text and "new\n" not in text and text.count("newer") == 1
+    assert text.index("<!-- /bench -->") < text.index("<!-- csv -->") < text.index("## Search\nTheirs.")
+    assert text.rstrip().endswith("<!-- broadcasts -->\n## Broadcasts\n\nfirst\n<!-- /broadcasts -->")
+
+
 def test_the_production_settings_follow_the_machine():
     settings = recommended_settings(24 * 1024**3, 2)
     assert settings["shared_buffers"] == "6144MB" and settings["effective_cache_size"] == "18432MB"
