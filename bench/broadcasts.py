@@ -56,8 +56,9 @@ NOTES = [
     "  broadcast's page reads its progress and sent/queued counts from the broadcast's counters and groups only",
     "  the skipped, failed and unknown rows; the pages and the API take no lock the workers hold (the sampled",
     "  lock waits). What is left is CPU share: with the limit off the workers and their PostgreSQL sessions",
-    "  want both cores; under `nice -n 10` (README) they yield to the web process and still send hundreds a",
-    "  second. At a channel's real rate (Messenger's 300/s at most) they barely show.",
+    "  want both cores; under `nice -n 10` (what `manage.py db_worker` does by default: WORKER_NICENESS)",
+    "  they yield to the web process and still send thousands a second. At a channel's real rate (Messenger's",
+    "  300/s at most) they barely show.",
 ]
 
 

@@ -32,6 +32,25 @@ def test_a_malformed_database_url_fails_with_a_clear_message():
     assert "DATABASE_URL is malformed" in result.stderr
 
 
+def test_a_worker_niceness_out_of_range_fails_with_a_clear_message():
+    result = _manage("check", DEBUG="1", WORKER_NICENESS="25")
+    assert result.returncode != 0
+    assert "WORKER_NICENESS is malformed" in result.stderr
+
+
+def test_the_worker_lowers_its_own_priority_before_it_works(monkeypatch, settings):
+    from subscribers.management.commands import db_worker
+
+    calls = []
+    monkeypatch.setattr(db_worker.os, "nice", calls.append)
+    monkeypatch.setattr(db_worker.DatabaseWorkerCommand, "handle", lambda self, *args, **options: calls.append("work"))
+    settings.WORKER_NICENESS = 10
+    db_worker.Command().handle()
+    settings.WORKER_NICENESS = 0
+    db_worker.Command().handle()
+    assert calls == [10, "work", "work"]
+
+
 def test_check_deploy_is_clean_with_production_values():
     result = _manage(
         "check", "--deploy", "--fail-level", "WARNING", SECRET_KEY="k3y-" + "x" * 60, ALLOWED_HOSTS="subs.example.com"

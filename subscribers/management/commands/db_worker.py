@@ -5,11 +5,15 @@ never runs it again. Our long work is resumable (chunked bulk label operations,
 subscriber imports, webhook deliveries), so every worker also sweeps, every SWEEP_SECONDS, for work
 whose worker stopped showing signs of life, and queues it again. Any number of
 workers may sweep at once: each piece of work is taken by one of them.
+
+It also lowers its own CPU priority (settings.WORKER_NICENESS, default 10).
 """
 
 import logging
+import os
 import threading
 
+from django.conf import settings
 from django.db import close_old_connections
 from django_tasks_db.management.commands.db_worker import Command as DatabaseWorkerCommand
 
@@ -44,6 +48,10 @@ class Command(DatabaseWorkerCommand):
     help = DatabaseWorkerCommand.help + " Also resumes bulk label operations and webhook deliveries of dead workers."
 
     def handle(self, *args, **options):
+        # Background work yields the cores to the web processes (settings.WORKER_NICENESS; the database
+        # server's own processes keep theirs): pages stay fast while a broadcast or an import runs.
+        if settings.WORKER_NICENESS:
+            os.nice(settings.WORKER_NICENESS)
         stop = threading.Event()
         threading.Thread(target=sweep_forever, args=(stop,), name="sweep", daemon=True).start()
         try:
