@@ -15,22 +15,17 @@ from labels.queries import carriers_of_several, carriers_with_group, exclusive_c
 from labels.widgets import ColorSwatches
 
 
-class LabelForm(forms.ModelForm):
-    """The one form that says what a valid label is: used by the app's dialog and the admin.
-
-    A blank name is generated from the title. On edit, the stored name is kept
-    unless the operator changes it: integrations refer to labels by name.
+class NamedForm(forms.ModelForm):
+    """What labels and label groups share: a normalised title unique in any case, and a unique name that a
+    blank field generates from the title. On edit, the stored name is kept unless the operator changes it:
+    integrations refer to them by name.
     """
 
-    class Meta:
-        model = Label
-        fields = ["title", "name", "description", "color", "group"]
-        widgets = {"description": forms.Textarea(attrs={"rows": 3}), "color": ColorSwatches}
+    duplicate_title_message = None  # each form says it with its model's word
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["name"].required = False
-        self.fields["group"].empty_label = _("No group")
         if not self.instance.pk:
             self.fields["name"].help_text = _("Leave blank to generate it from the title.")
 
@@ -41,51 +36,26 @@ class LabelForm(forms.ModelForm):
             raise forms.ValidationError(
                 _("Write a title with visible letters, digits or symbols."), code="invisible_title"
             )
-        same_title = Label.objects.filter(title__iexact=title).exclude(pk=self.instance.pk)
-        if same_title.exists():
-            raise forms.ValidationError(_("A label with this title already exists."), code="duplicate_title")
+        if self._meta.model.objects.filter(title__iexact=title).exclude(pk=self.instance.pk).exists():
+            raise forms.ValidationError(self.duplicate_title_message, code="duplicate_title")
         return title
 
     def clean_name(self):
         name = self.cleaned_data["name"].strip()
+        named = self._meta.model.objects
         if name and not re.fullmatch(NAME_PATTERN, name):
             raise forms.ValidationError(
                 _("Use only lowercase letters, digits and _ (at most 64). “%(suggestion)s” would do."),
                 code="invalid_name",
-                params={"suggestion": Label.objects.free_name(name, exclude_pk=self.instance.pk)},
+                params={"suggestion": named.free_name(name, exclude_pk=self.instance.pk)},
             )
-        if name and Label.objects.filter(name=name).exclude(pk=self.instance.pk).exists():
-            suggestion = Label.objects.free_name(name, exclude_pk=self.instance.pk)
+        if name and named.filter(name=name).exclude(pk=self.instance.pk).exists():
             raise forms.ValidationError(
                 _("The name “%(name)s” is taken. “%(suggestion)s” is free."),
                 code="duplicate_name",
-                params={"name": name, "suggestion": suggestion},
+                params={"name": name, "suggestion": named.free_name(name, exclude_pk=self.instance.pk)},
             )
         return name
-
-    def clean_group(self):
-        group = self.cleaned_data.get("group")
-        if group is not None and group.exclusive and self.instance.pk and self.instance.group_id != group.pk:
-            conflicts = carriers_with_group(self.instance, group)
-            if conflicts:
-                link = _subscribers_link({"label": self.instance.name, "group": group.name})
-                raise forms.ValidationError(
-                    format_html(
-                        '{} <a href="{}">{}</a>',
-                        ngettext(
-                            "“%(group)s” is exclusive, and %(count)s subscriber carries this label and another "
-                            "of the group. Take one of them away first.",
-                            "“%(group)s” is exclusive, and %(count)s subscribers carry this label and another "
-                            "of the group. Take one of them away first.",
-                            conflicts,
-                        )
-                        % {"group": group.title, "count": intcomma(conflicts)},
-                        link,
-                        _("See them on the Subscribers page"),
-                    ),
-                    code="exclusive_conflict",
-                )
-        return group
 
     def clean(self):
         cleaned = super().clean()
@@ -93,8 +63,41 @@ class LabelForm(forms.ModelForm):
             if self.instance.pk:
                 cleaned["name"] = self.instance.name
             else:
-                cleaned["name"] = Label.objects.free_name(cleaned["title"])
+                cleaned["name"] = self._meta.model.objects.free_name(cleaned["title"])
         return cleaned
+
+
+class LabelForm(NamedForm):
+    """The one form that says what a valid label is: used by the app's dialog and the admin."""
+
+    class Meta:
+        model = Label
+        fields = ["title", "name", "description", "color", "group"]
+        widgets = {"description": forms.Textarea(attrs={"rows": 3}), "color": ColorSwatches}
+
+    duplicate_title_message = _("A label with this title already exists.")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["group"].empty_label = _("No group")
+
+    def clean_group(self):
+        group = self.cleaned_data.get("group")
+        if group is not None and group.exclusive and self.instance.pk and self.instance.group_id != group.pk:
+            conflicts = carriers_with_group(self.instance, group)
+            if conflicts:
+                raise _conflict(
+                    ngettext(
+                        "“%(group)s” is exclusive, and %(count)s subscriber carries this label and another "
+                        "of the group. Take one of them away first.",
+                        "“%(group)s” is exclusive, and %(count)s subscribers carry this label and another "
+                        "of the group. Take one of them away first.",
+                        conflicts,
+                    )
+                    % {"group": group.title, "count": intcomma(conflicts)},
+                    {"label": self.instance.name, "group": group.name},
+                )
+        return group
 
 
 def check_not_exclusive_together(labels) -> None:
@@ -111,11 +114,16 @@ def check_not_exclusive_together(labels) -> None:
         )
 
 
-def _subscribers_link(params: dict) -> str:
-    return f"{reverse('subscribers:list')}?{urlencode(params)}"
+def _conflict(message: str, filters: dict) -> forms.ValidationError:
+    """An exclusive group's conflict: what it is, and a link to the subscribers in it on the Subscribers page."""
+    link = f"{reverse('subscribers:list')}?{urlencode(filters)}"
+    return forms.ValidationError(
+        format_html('{} <a href="{}">{}</a>', message, link, _("See them on the Subscribers page")),
+        code="exclusive_conflict",
+    )
 
 
-class LabelGroupForm(forms.ModelForm):
+class LabelGroupForm(NamedForm):
     """The Add and Edit group dialogs and the admin: a blank name is generated from the title, as for labels.
 
     A group made exclusive while some subscribers carry several of its labels is
@@ -127,38 +135,7 @@ class LabelGroupForm(forms.ModelForm):
         fields = ["title", "name", "description", "exclusive"]
         widgets = {"description": forms.Textarea(attrs={"rows": 3})}
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["name"].required = False
-        self.fields["name"].help_text = (
-            _("Leave blank to generate it from the title.") if not self.instance.pk else self.fields["name"].help_text
-        )
-
-    def clean_title(self):
-        title = normalise_title(self.cleaned_data["title"])
-        if not title:
-            raise forms.ValidationError(
-                _("Write a title with visible letters, digits or symbols."), code="invisible_title"
-            )
-        if LabelGroup.objects.filter(title__iexact=title).exclude(pk=self.instance.pk).exists():
-            raise forms.ValidationError(_("A label group with this title already exists."), code="duplicate_title")
-        return title
-
-    def clean_name(self):
-        name = self.cleaned_data["name"].strip()
-        if name and not re.fullmatch(NAME_PATTERN, name):
-            raise forms.ValidationError(
-                _("Use only lowercase letters, digits and _ (at most 64). “%(suggestion)s” would do."),
-                code="invalid_name",
-                params={"suggestion": LabelGroup.objects.free_name(name, exclude_pk=self.instance.pk)},
-            )
-        if name and LabelGroup.objects.filter(name=name).exclude(pk=self.instance.pk).exists():
-            raise forms.ValidationError(
-                _("The name “%(name)s” is taken. “%(suggestion)s” is free."),
-                code="duplicate_name",
-                params={"name": name, "suggestion": LabelGroup.objects.free_name(name, exclude_pk=self.instance.pk)},
-            )
-        return name
+    duplicate_title_message = _("A label group with this title already exists.")
 
     def clean_exclusive(self):
         exclusive = self.cleaned_data["exclusive"]
@@ -166,29 +143,15 @@ class LabelGroupForm(forms.ModelForm):
         if exclusive and group.pk and not LabelGroup.objects.filter(pk=group.pk, exclusive=True).exists():
             conflicts = carriers_of_several(group.labels.values_list("pk", flat=True))
             if conflicts:
-                raise forms.ValidationError(
-                    format_html(
-                        '{} <a href="{}">{}</a>',
-                        ngettext(
-                            "%(count)s subscriber carries several labels of this group: it cannot be exclusive "
-                            "until they keep one at most.",
-                            "%(count)s subscribers carry several labels of this group: it cannot be exclusive "
-                            "until they keep one at most.",
-                            conflicts,
-                        )
-                        % {"count": intcomma(conflicts)},
-                        _subscribers_link({"group": group.name, "group_mode": "several"}),
-                        _("See them on the Subscribers page"),
-                    ),
-                    code="exclusive_conflict",
+                raise _conflict(
+                    ngettext(
+                        "%(count)s subscriber carries several labels of this group: it cannot be exclusive "
+                        "until they keep one at most.",
+                        "%(count)s subscribers carry several labels of this group: it cannot be exclusive "
+                        "until they keep one at most.",
+                        conflicts,
+                    )
+                    % {"count": intcomma(conflicts)},
+                    {"group": group.name, "group_mode": "several"},
                 )
         return exclusive
-
-    def clean(self):
-        cleaned = super().clean()
-        if not cleaned.get("name") and cleaned.get("title") and "name" not in self.errors:
-            if self.instance.pk:
-                cleaned["name"] = self.instance.name
-            else:
-                cleaned["name"] = LabelGroup.objects.free_name(cleaned["title"])
-        return cleaned
