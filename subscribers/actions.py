@@ -380,7 +380,6 @@ def _displace(added: list[tuple[int, int]]) -> list[tuple[int, int]]:
     if not added:
         return []
     source, params = _pairs_source(sorted(added))
-    kept, kept_params = _pairs_source(sorted(added))
     labels, groups = _table(Label), _table(LabelGroup)
     with connection.cursor() as cursor:
         cursor.execute(
@@ -393,11 +392,11 @@ def _displace(added: list[tuple[int, int]]) -> list[tuple[int, int]]:
                 JOIN {_table(SubscriberLabel)} AS other ON other.subscriber_id = p.s
                 JOIN {labels} AS same ON same.id = other.label_id AND same.group_id = given.group_id
                 WHERE other.label_id <> p.l
-                  AND NOT EXISTS (SELECT 1 FROM {kept} AS k WHERE k.s = other.subscriber_id AND k.l = other.label_id)
+                  AND NOT EXISTS (SELECT 1 FROM {source} AS k WHERE k.s = other.subscriber_id AND k.l = other.label_id)
             )
             RETURNING subscriber_id, label_id
             """,
-            [*params, *kept_params],
+            [*params, *params],
         )
         return sorted(cursor.fetchall())
 
