@@ -228,12 +228,18 @@ def _upsert(channel, sent: tuple[str, ...], rows, now, with_labels: bool, endpoi
             # with fields we cannot know, so each field sent counts as changed (and the search name is redone).
             changed = [name for name in sent if before is None or str(getattr(before, name)) != str(profile[name])]
             changed = changed or list(sent)
-            if before is None and len(names_sent) == 1:
-                stale_search.append(subscriber.pk)
+        if len(names_sent) == 1:
+            # One half of the name was sent, joined to the other half as this request last saw it. Someone may
+            # have changed that half meanwhile (or created the person): the row as returned, locked by this
+            # statement until the commit, has both halves as they now are.
+            folded = search_name(subscriber.first_name, subscriber.last_name)
+            if folded != subscriber.search_name:
+                subscriber.search_name = folded
+                stale_search.append((folded, subscriber.pk))
         results.append((subscriber, created, changed))
     if stale_search:
         with connection.cursor() as cursor:
-            _refresh_search_names(cursor, stale_search)
+            cursor.executemany(f"UPDATE {table} SET search_name = %s WHERE id = %s", stale_search)
     return results
 
 

@@ -14,6 +14,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.urls import reverse
 
+import subscribers.actions
 from subscribers.actions import upsert_subscriber
 from subscribers.filters import search_by_name
 from subscribers.models import Subscriber
@@ -146,6 +147,25 @@ def test_upsert_subscriber_writes_it_on_first_contact_and_on_a_new_name(messenge
     assert stored("u1") == "zoe muller"
     upsert_subscriber(messenger, "u1", {"locale": "de-DE"})  # no name sent: the name stays
     assert stored("u1") == "zoe muller"
+
+
+def test_one_half_of_a_name_sent_while_someone_changes_the_other_half_keeps_it_right(messenger, monkeypatch):
+    upsert_subscriber(messenger, "p-race", {"first_name": "Ada", "last_name": "Lovelace"})
+    original = subscribers.actions._mark_seen
+
+    def seen_then_renamed_by_someone_else(*args, **kwargs):
+        found = original(*args, **kwargs)
+        # Between this request's look and its write, another one changes the last name.
+        Subscriber.objects.filter(foreign_id="p-race").update(last_name="Byron", search_name="ada byron")
+        return found
+
+    monkeypatch.setattr(subscribers.actions, "_mark_seen", seen_then_renamed_by_someone_else)
+    subscriber, _, changed = upsert_subscriber(messenger, "p-race", {"first_name": "Augusta"})
+
+    assert changed == ["first_name"]
+    stored = Subscriber.objects.get(foreign_id="p-race")
+    assert (stored.first_name, stored.last_name) == ("Augusta", "Byron")
+    assert stored.search_name == subscriber.search_name == "augusta byron"
 
 
 def test_the_api_upsert_writes_it(api_client):
