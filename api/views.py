@@ -38,8 +38,8 @@ from api.schemas import (
     SubscriberPage,
     UnknownLabels,
 )
-from hexasubs.quotes import quoted
 from labels.actions import create_label as save_new_label
+from labels.exclusive import clash_message
 from labels.forms import LabelForm
 from labels.models import Label
 from segments.models import Segment
@@ -145,13 +145,8 @@ def _unknown_labels(request, exc):
 @api.exception_handler(subscriber_actions.ExclusiveClash)
 def _exclusive_clash(request, exc):
     """Two labels of one exclusive group asked for at once (labels.LabelGroup.exclusive): nothing changed."""
-    message = " ".join(
-        _("%(labels)s belong to one exclusive group: a subscriber can carry only one of them.")
-        % {"labels": quoted([label.name for label in same])}
-        for same in exc.labels
-    )
     clashing = [[label.name for label in same] for same in exc.labels]
-    return api.create_response(request, {"detail": message, "exclusive": clashing}, status=400)
+    return api.create_response(request, {"detail": clash_message(clashing), "exclusive": clashing}, status=400)
 
 
 @api.put(

@@ -8,7 +8,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from hexasubs.quotes import quoted
+from labels.exclusive import clash_message
 from labels.models import Label, LabelGroup
 from labels.names import NAME_PATTERN, normalise_title
 from labels.queries import carriers_of_several, carriers_with_group, exclusive_clashes
@@ -105,12 +105,7 @@ def check_not_exclusive_together(labels) -> None:
     clashes = exclusive_clashes(labels)
     if clashes:
         raise forms.ValidationError(
-            " ".join(
-                _("%(labels)s belong to one exclusive group: a subscriber can carry only one of them.")
-                % {"labels": quoted([label.title for label in same])}
-                for same in clashes
-            ),
-            code="exclusive_clash",
+            clash_message([label.title for label in same] for same in clashes), code="exclusive_clash"
         )
 
 

@@ -12,6 +12,7 @@ from django.core.cache import cache
 from django.db.models import Count, Exists, F, OuterRef, QuerySet
 from django.db.models.functions import Coalesce
 
+from labels.exclusive import clashing_sets
 from labels.models import Label, LabelGroup
 
 
@@ -53,20 +54,11 @@ def exclusive_groups_of(label_ids: Iterable[int]) -> dict[int, set[int]]:
 
 def exclusive_clashes(labels: Iterable[Label]) -> list[list[Label]]:
     """The labels among these that share an exclusive group, two or more a group (one query when grouped)."""
-    labels = list(labels)
-    grouped = [label for label in labels if label.group_id is not None]
-    if len(grouped) < 2:
+    by_id = {label.pk: label for label in labels}
+    if sum(1 for label in by_id.values() if label.group_id is not None) < 2:
         return []
-    exclusive = set(
-        LabelGroup.objects.filter(pk__in={label.group_id for label in grouped}, exclusive=True).values_list(
-            "pk", flat=True
-        )
-    )
-    by_group: dict[int, list[Label]] = {}
-    for label in grouped:
-        if label.group_id in exclusive:
-            by_group.setdefault(label.group_id, []).append(label)
-    return [sorted(same, key=lambda label: label.title) for same in by_group.values() if len(same) > 1]
+    clashes = clashing_sets(by_id, exclusive_groups_of(by_id))
+    return [sorted((by_id[pk] for pk in ids), key=lambda label: label.title) for ids in clashes]
 
 
 def carriers_of_several(label_ids: Iterable[int]) -> int:

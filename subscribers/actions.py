@@ -30,8 +30,8 @@ from django.tasks import task
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 
-from hexasubs.quotes import quoted
 from labels import actions as label_actions
+from labels.exclusive import clash_message, clashing_sets
 from labels.forms import LabelForm
 from labels.models import Label, LabelGroup
 from labels.names import NAME_PATTERN
@@ -356,8 +356,7 @@ class ExclusiveClash(ValueError):
 
 
 def _check_no_clash(label_ids: list[int], groups: dict[int, set[int]]) -> None:
-    clashing = [sorted(set(label_ids) & members) for members in groups.values()]
-    clashing = [ids for ids in clashing if len(ids) > 1]
+    clashing = clashing_sets(label_ids, groups)
     if clashing:
         found = Label.objects.in_bulk([pk for ids in clashing for pk in ids])
         raise ExclusiveClash([[found[pk] for pk in ids if pk in found] for ids in clashing])
@@ -1302,18 +1301,13 @@ def _reject_exclusive_clashes(kept, rejected):
     if not groups:
         return kept
     clean = []
+    titles = {}
     for row in kept:
-        clashing = [sorted(set(row.label_ids) & members) for members in groups.values()]
-        clashing = [pk for ids in clashing if len(ids) > 1 for pk in ids]
+        clashing = clashing_sets(row.label_ids, groups)
         if clashing:
-            names = Label.objects.filter(pk__in=clashing).order_by("title").values_list("title", flat=True)
-            row.errors.append(
-                (
-                    "labels",
-                    gettext("%(labels)s belong to one exclusive group: a subscriber can carry only one of them.")
-                    % {"labels": quoted(list(names))},
-                )
-            )
+            if not titles:
+                titles = dict(Label.objects.filter(pk__in=set().union(*groups.values())).values_list("pk", "title"))
+            row.errors.append(("labels", clash_message(sorted(titles[pk] for pk in ids) for ids in clashing)))
             rejected.append(row)
         else:
             clean.append(row)

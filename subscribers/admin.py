@@ -5,7 +5,7 @@ from django.template.response import TemplateResponse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from hexasubs.quotes import quoted
+from labels.exclusive import clash_message
 from labels.models import Label
 from subscribers.actions import ExclusiveClash, request_label_operation
 from subscribers.filters import NOT_PROVIDED, search_by_name
@@ -117,9 +117,8 @@ def _change_labels_of_selected(modeladmin, request, queryset, kind):
                 kind, labels, by=request.user, source=LabelSource.ADMIN, selection=selection
             )
         except ExclusiveClash as clash:
-            text = _("%(labels)s belong to one exclusive group: a subscriber can carry only one of them.")
-            titles = quoted([label.title for label in clash.labels[0]])
-            modeladmin.message_user(request, text % {"labels": titles}, messages.ERROR)
+            titles = [[label.title for label in same] for same in clash.labels]
+            modeladmin.message_user(request, clash_message(titles), messages.ERROR)
             return None
         if operation.is_finished:
             modeladmin.message_user(request, operation.summary(), messages.SUCCESS)
