@@ -27,6 +27,7 @@ from broadcasts.forms import (
 from broadcasts.messages import message_for, variant_for
 from broadcasts.models import Broadcast, ConsoleMessage
 from broadcasts.tables import BroadcastTable, DeliveryTable
+from hexasubs.csvcells import neutralise
 from subscribers.models import Subscriber
 
 VIEW = "broadcasts.view_broadcast"
@@ -289,15 +290,6 @@ class _Echo:
         return value
 
 
-# A cell starting with one of these is a formula to a spreadsheet: it is written with a ' before it.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value) -> str:
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
-
-
 @permission_required(VIEW, raise_exception=True)
 def broadcast_export(request, pk):
     """The recipient list as CSV, with the report's filters; streamed, formulas neutralised."""
@@ -323,9 +315,10 @@ def broadcast_export(request, pk):
             subscriber = delivery.subscriber
             yield writer.writerow(
                 [
-                    _cell(value)
+                    # A report, never imported back: every formula-looking cell gets its ', numbers too.
+                    neutralise(value, round_trip=False)
                     for value in (
-                        subscriber.pk,
+                        str(subscriber.pk),
                         subscriber.channel.name,
                         subscriber.foreign_id,
                         subscriber.first_name,

@@ -13,8 +13,9 @@ from collections.abc import Iterator
 from django.db.models import CharField, OuterRef, QuerySet, StringAgg, Subquery, Value
 from django.db.models.functions import Cast
 
+from hexasubs.csvcells import FORMULA_STARTS, neutralise
 from labels.models import Label
-from subscribers.imports import _FORMULA_START, COLUMNS, LABEL_SEPARATOR, UTF8_BOM, neutralise
+from subscribers.imports import COLUMNS, LABEL_SEPARATOR, UTF8_BOM
 from subscribers.models import SubscriberLabel
 
 BATCH = 5_000
@@ -35,7 +36,7 @@ _FIELDS = [
 ]
 # A cell starting with one of these may need (or already have) the formula prefix: only those go through
 # `neutralise`, the others (nearly all) are written as they are.
-_CHECKED_START = frozenset(_FORMULA_START | {"'"})
+_CHECKED_START = frozenset(FORMULA_STARTS | {"'"})
 
 
 class _Line:

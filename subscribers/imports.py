@@ -5,11 +5,8 @@ semicolons or tabs, the columns of COLUMNS in any order; `channel` and `foreign_
 other columns are reported and ignored. `labels` holds label names (or titles) separated by `|`;
 dates are ISO 8601. Exports write the same, so an export imports back unchanged.
 
-A spreadsheet runs a cell starting with `=`, `+`, `-`, `@`, a tab or a carriage return as a
-formula (OWASP's "CSV injection"). Exports prefix such a cell with `'` (`neutralise`), and
-imports take exactly that prefix away again (`restore`), so `=HYPERLINK(…)` stays text in Excel
-and LibreOffice and still round-trips. Plain numbers such as the time zone `-5` are left alone:
-no spreadsheet runs them, and analysts need them as numbers.
+A cell a spreadsheet would run as a formula is exported with a leading `'` (`neutralise`), and
+imports take exactly that prefix away again (`restore`): both live in `hexasubs.csvcells`.
 
 Nothing here writes to subscribers or labels: `subscribers.actions` applies what this checks.
 Files are read as bytes, one row at a time, so the import can resume from the byte where its
@@ -35,6 +32,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django_countries import countries
 
+from hexasubs.csvcells import neutralise, restore
 from labels.models import Label
 from labels.names import normalise_title
 from subscribers.models import Channel, Gender, SubscriberImport
@@ -108,24 +106,6 @@ CHUNK_ROWS = 5_000
 PREVIEW_ROWS = 10
 # How much of a new file is checked for being UTF-8 CSV before anything else happens.
 SNIFF_BYTES = 64 * 1024
-
-_FORMULA_START = frozenset("=+-@\t\r")
-_PLAIN_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
-
-
-def neutralise(value: str) -> str:
-    """The cell as exported: with a leading `'` when a spreadsheet would run it as a formula."""
-    if value and value.lstrip("'")[:1] in _FORMULA_START and not _PLAIN_NUMBER.fullmatch(value):
-        return "'" + value
-    return value
-
-
-def restore(value: str) -> str:
-    """The cell as imported: without the `'` that `neutralise` added, and nothing else taken away."""
-    if value[:1] == "'" and value.lstrip("'")[:1] in _FORMULA_START and not _PLAIN_NUMBER.fullmatch(value[1:]):
-        return value[1:]
-    return value
-
 
 # --- Storing and inspecting a file ------------------------------------------------------------------
 

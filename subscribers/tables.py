@@ -7,6 +7,7 @@ from django.utils.translation import gettext_lazy as _
 
 from hexasubs.tables import LeanRowsTable, short_date
 from subscribers.models import Subscriber
+from subscribers.queries import sorted_after_filtering
 
 
 def _cell(name, *classes):
@@ -91,10 +92,26 @@ class SubscriberTable(LeanRowsTable):
             "hx-push-url": "false",
         }
 
-    def __init__(self, *args, can_change_labels=False, back_url="", **kwargs):
+    def __init__(self, *args, can_change_labels=False, back_url="", sort_after_filtering=False, **kwargs):
+        # Set first: super() orders the data, through the order_<column> methods below.
+        self.sort_after_filtering = sort_after_filtering
         super().__init__(*args, exclude=() if can_change_labels else ("select",), **kwargs)
         self.can_change_labels = can_change_labels
         self.back_url = back_url
+
+    def _order(self, queryset, is_descending):
+        """The table's ordering, by expressions no index matches when `sort_after_filtering` (for a filter
+        matching at most REACHABLE_ROWS: see `sorted_after_filtering`); else django-tables2 orders as usual.
+
+        django-tables2 calls a table's `order_<column>` method, when it has one, to order by that column
+        (`Table.order_FOO`); the whole ordering is built here, so several sort columns compose as usual.
+        """
+        if not self.sort_after_filtering:
+            return queryset, False
+        keys = [key.for_queryset() for alias in self.order_by for key in self.columns[alias.bare].order_by]
+        return sorted_after_filtering(queryset.order_by(*keys)), True
+
+    order_name = order_channel = order_gender = order_locale = order_created = order_updated = _order
 
     def render_select(self, record):
         return format_html(

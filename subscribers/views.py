@@ -29,7 +29,6 @@ from subscribers.queries import (
     label_history,
     preview_label_change,
     recent_operations,
-    sorted_after_filtering,
     subscribers_for_table,
     subscribers_matching,
 )
@@ -60,17 +59,16 @@ def render_subscriber_list(request, params, **extra):
     filters = SubscriberFilter(params, queryset=subscribers_for_table())
     options = TableOptionsForm(params)
     problems = filters.problems()
+    total = count_subscribers(filters.qs, filtered=filters.is_filtered)
     table = SubscriberTable(
         filters.qs,
         order_by=_sort(params, problems),
         can_change_labels=request.user.has_perm(CHANGE_LABELS),
         back_url=request.get_full_path(),
-    )
-    total = count_subscribers(filters.qs, filtered=filters.is_filtered)
-    if filters.is_filtered and total.exact and total.value <= REACHABLE_ROWS:
         # At most REACHABLE_ROWS match: sorting them beats walking the sort's index past all the others.
         # (SQLite counts more than that exactly too: those are many enough to find walking the index.)
-        table.data.data = sorted_after_filtering(table.data.data)
+        sort_after_filtering=filters.is_filtered and total.exact and total.value <= REACHABLE_ROWS,
+    )
     per_page = options.rows_per_page
     page = options.page_number
     problems += [message for messages_ in options.errors.values() for message in messages_]
