@@ -13,6 +13,16 @@ groups (it keeps its HTTP connections open). `send()` returns an `Outcome`, and
 
 Connection errors before anything was sent are `retry`; a timeout waiting for the
 answer is `unknown`, so a message is never sent twice.
+
+Proxies: the standard environment (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`, in either
+case, through `urllib.request.getproxies()`) is read once, when a connector is made,
+and decided per target host. An https target goes through a CONNECT tunnel to the
+proxy (TLS with the target inside it, `Proxy-Authorization: Basic` in the CONNECT
+when the proxy URL has `user:password@`); a plain http target (a bot runtime or a
+test server) is sent to the proxy as an absolute URI, as a forward proxy expects (and
+as httpx, which the webhook outbox uses, does). Only http:// proxy URLs are
+supported: an https:// (or socks) proxy pauses the broadcast with the reason, as a
+missing token does, rather than sending around the proxy.
 """
 
 import http.client
@@ -21,9 +31,11 @@ import socket
 import ssl
 import threading
 import time
+import urllib.request
+from base64 import b64encode
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import unquote, urlencode, urlsplit
 
 from django.conf import settings
 from django.utils.translation import gettext as _
@@ -138,6 +150,32 @@ class _Response:
         return json.loads(self.content)
 
 
+@dataclass(frozen=True)
+class _Proxy:
+    host: str
+    port: int
+    headers: dict  # {"Proxy-Authorization": "Basic …"} when the proxy URL has credentials, else empty
+
+
+def _proxy_from(scheme: str, value: str) -> _Proxy | str:
+    """The proxy that a `<scheme>_proxy` variable names, or why it cannot be used (shown as the pause reason)."""
+    parts = urlsplit(value if "://" in value else f"http://{value}")
+    try:
+        port = parts.port or 80
+    except ValueError:
+        port = None
+    if parts.scheme != "http" or not parts.hostname or port is None:
+        shown = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"  # never the password
+        return _(
+            "Broadcasts cannot go through the proxy %(proxy)s set in %(variable)s: give an http:// proxy address."
+        ) % {"proxy": shown, "variable": f"{scheme.upper()}_PROXY"}
+    headers = {}
+    if parts.username is not None:
+        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        headers["Proxy-Authorization"] = "Basic " + b64encode(credentials.encode()).decode("ascii")
+    return _Proxy(parts.hostname, port, headers)
+
+
 class _HttpConnector:
     """One kept-alive connection per sending thread (stdlib http.client: a fraction of the CPU of a full client).
 
@@ -158,6 +196,14 @@ class _HttpConnector:
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._pool_size = 0
+        # Read once: the proxy environment of the process when the worker made its connectors.
+        self._environment = urllib.request.getproxies()
+        self._proxies = {
+            scheme: _proxy_from(scheme, self._environment[scheme])
+            for scheme in ("http", "https")
+            if self._environment.get(scheme)
+        }
+        self._routes: dict[tuple, _Proxy | str | None] = {}  # (scheme, host): its proxy, decided once
 
     def send(self, subscriber, message: Message) -> Outcome:  # pragma: no cover - defined by each connector
         raise NotImplementedError
@@ -194,7 +240,16 @@ class _HttpConnector:
                 connection.close()
             self._opened.clear()
 
-    def _connection(self, url) -> tuple[http.client.HTTPConnection, str]:
+    def _proxy_for(self, parts) -> _Proxy | str | None:
+        """The proxy for this target (None: connect directly), or why its proxy cannot be used."""
+        key = (parts.scheme, parts.hostname)
+        if key not in self._routes:
+            proxy = self._proxies.get(parts.scheme)
+            bypass = proxy is not None and urllib.request.proxy_bypass_environment(key[1] or "", self._environment)
+            self._routes[key] = None if bypass else proxy
+        return self._routes[key]
+
+    def _connection(self, url, proxy: _Proxy | None) -> tuple[http.client.HTTPConnection, str]:
         parts = urlsplit(url)
         key = (parts.scheme, parts.hostname, parts.port)
         connections = self._local.__dict__.setdefault("connections", {})
@@ -203,17 +258,23 @@ class _HttpConnector:
             self._forget(url, connection)
             connection = None
         if connection is None:
+            host, port = (proxy.host, proxy.port) if proxy is not None else (parts.hostname, parts.port)
             if parts.scheme == "https":
                 connection = http.client.HTTPSConnection(
-                    parts.hostname, parts.port, timeout=self.connect_timeout, context=ssl.create_default_context()
+                    host, port, timeout=self.connect_timeout, context=ssl.create_default_context()
                 )
+                if proxy is not None:  # connect() sends CONNECT, then TLS runs inside the tunnel
+                    connection.set_tunnel(parts.hostname, parts.port or 443, headers=proxy.headers)
             else:
-                connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=self.connect_timeout)
+                connection = http.client.HTTPConnection(host, port, timeout=self.connect_timeout)
             with self._lock:
                 self._opened.add(connection)
         connections[key] = (connection, time.monotonic())
         path = parts.path or "/"
-        return connection, f"{path}?{parts.query}" if parts.query else path
+        target = f"{path}?{parts.query}" if parts.query else path
+        if proxy is not None and parts.scheme != "https":  # a forward proxy takes the absolute URI
+            target = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{target}"
+        return connection, target
 
     def _forget(self, url, connection) -> None:
         connection.close()
@@ -223,7 +284,13 @@ class _HttpConnector:
         self._local.__dict__.get("connections", {}).pop((parts.scheme, parts.hostname, parts.port), None)
 
     def _post(self, url, *, content: bytes, headers: dict) -> _Response | Outcome:
-        connection, target = self._connection(url)
+        parts = urlsplit(url)
+        proxy = self._proxy_for(parts)
+        if isinstance(proxy, str):
+            return Outcome("stop", detail=proxy)
+        connection, target = self._connection(url, proxy)
+        if proxy is not None and parts.scheme != "https":  # no tunnel: the credentials go with each request
+            headers = {**headers, **proxy.headers}
         if connection.sock is None:
             try:
                 connection.connect()

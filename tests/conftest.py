@@ -123,6 +123,23 @@ def messenger(db):
 
 
 @pytest.fixture
+def messenger_channel(db):
+    """The Messenger channel ready to send: a page token, and no rate limit."""
+    channel = Channel.objects.get(name="messenger")
+    channel.settings = {"page_access_token": "page-token", "messages_per_second": 0}
+    channel.save()
+    return channel
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_from_the_machine(monkeypatch):
+    """Senders honour the proxy environment (broadcasts.connectors): tests reach their local servers directly."""
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+
+
+@pytest.fixture
 def make_subscriber(messenger):
     counter = iter(range(1, 1_000_000))
 

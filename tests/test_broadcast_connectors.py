@@ -2,9 +2,7 @@
 
 import json
 import socket
-import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -16,63 +14,19 @@ from broadcasts.connectors import Message, MessengerConnector, WebhookConnector
 from broadcasts.models import Broadcast, ChannelThrottle, Delivery, DeliveryReason
 from subscribers.actions import add_labels
 from subscribers.models import Channel
+from tests.fake_graph import FakeGraph
 from webhooks.signing import verify
 
 pytestmark = pytest.mark.django_db
 
 
-class FakeServer:
-    """Answers POSTs from a script of (status, body) and records each request; then 200 with a message id."""
-
-    def __init__(self):
-        self.requests, self.script = [], []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
-                status, answer = server.script.pop(0) if server.script else (200, None)
-                if answer is None:
-                    answer = {"recipient_id": "x", "message_id": f"mid.{len(server.requests)}"}
-                payload = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-    def bodies(self):
-        return [json.loads(request["body"]) for request in self.requests]
-
-
 @pytest.fixture
 def graph(settings):
-    server = FakeServer()
+    server = FakeGraph()
     settings.MESSENGER_GRAPH_URL = server.url + "/v23.0"
     settings.BROADCAST_BATCH_SIZE = 1  # one message at a time: the script's answers go out in order
     yield server
     server.stop()
-
-
-@pytest.fixture
-def messenger_channel(db):
-    channel = Channel.objects.get(name="messenger")
-    channel.settings = {"page_access_token": "page-token", "messages_per_second": 0}
-    channel.save()
-    return channel
 
 
 @pytest.fixture
@@ -207,7 +161,7 @@ def test_no_page_token_pauses_at_once(graph, messenger_channel, make_subscriber,
 
 
 def test_the_webhook_channel_posts_signed_messages_to_the_bot_runtime(make_subscriber, vip):
-    server = FakeServer()
+    server = FakeGraph()
     try:
         web = Channel.objects.get(name="web")
         web.settings = {"url": server.url + "/bot", "secret": "s3cret", "messages_per_second": 0}
@@ -253,7 +207,7 @@ def test_a_refused_connection_is_retried(messenger_channel, make_subscriber, set
 
 def test_a_group_goes_out_concurrently_each_message_once(make_subscriber, vip, settings):
     settings.BROADCAST_BATCH_SIZE = 8
-    server = FakeServer()
+    server = FakeGraph()
     try:
         web = Channel.objects.get(name="web")
         web.settings = {"url": server.url + "/bot", "secret": "s3cret", "messages_per_second": 0}
