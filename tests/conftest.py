@@ -132,6 +132,12 @@ def messenger_channel(db):
 
 
 @pytest.fixture(autouse=True)
+def _tests_keep_their_priority(settings):
+    """Commands run in the test process (import_subscribers) would lower its priority for good: not here."""
+    settings.WORKER_NICENESS = 0
+
+
+@pytest.fixture(autouse=True)
 def _no_proxy_from_the_machine(monkeypatch):
     """Senders honour the proxy environment (broadcasts.connectors): tests reach their local servers directly."""
     for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"):

@@ -3,6 +3,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from hexasubs import priority
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -42,13 +46,34 @@ def test_the_worker_lowers_its_own_priority_before_it_works(monkeypatch, setting
     from subscribers.management.commands import db_worker
 
     calls = []
-    monkeypatch.setattr(db_worker.os, "nice", calls.append)
+    monkeypatch.setattr(priority.os, "nice", calls.append)
     monkeypatch.setattr(db_worker.DatabaseWorkerCommand, "handle", lambda self, *args, **options: calls.append("work"))
     settings.WORKER_NICENESS = 10
     db_worker.Command().handle()
     settings.WORKER_NICENESS = 0
     db_worker.Command().handle()
     assert calls == [10, "work", "work"]
+
+
+def test_the_import_command_lowers_its_own_priority_before_it_reads(monkeypatch, settings, tmp_path, db):
+    from django.core.management import call_command
+
+    from subscribers.management.commands import import_subscribers
+
+    calls = []
+
+    def store_file(*args, **kwargs):  # the import's first step: far enough
+        calls.append("read")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(priority.os, "nice", calls.append)
+    monkeypatch.setattr(import_subscribers.imports, "store_file", store_file)
+    settings.WORKER_NICENESS = 7
+    path = tmp_path / "people.csv"
+    path.write_text("channel,foreign_id\nmessenger,a\n")
+    with pytest.raises(KeyboardInterrupt):
+        call_command("import_subscribers", str(path))
+    assert calls == [7, "read"]
 
 
 def test_check_deploy_is_clean_with_production_values():

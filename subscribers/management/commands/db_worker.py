@@ -10,14 +10,13 @@ It also lowers its own CPU priority (settings.WORKER_NICENESS, default 10).
 """
 
 import logging
-import os
 import threading
 
-from django.conf import settings
 from django.db import close_old_connections
 from django_tasks_db.management.commands.db_worker import Command as DatabaseWorkerCommand
 
 from broadcasts.actions import sweep_broadcasts
+from hexasubs.priority import lower_own_priority
 from subscribers.actions import remove_old_import_files, resume_stalled_imports, resume_stalled_operations
 from webhooks.tasks import requeue_stale_deliveries
 
@@ -48,10 +47,7 @@ class Command(DatabaseWorkerCommand):
     help = DatabaseWorkerCommand.help + " Also resumes bulk label operations and webhook deliveries of dead workers."
 
     def handle(self, *args, **options):
-        # Background work yields the cores to the web processes (settings.WORKER_NICENESS; the database
-        # server's own processes keep theirs): pages stay fast while a broadcast or an import runs.
-        if settings.WORKER_NICENESS:
-            os.nice(settings.WORKER_NICENESS)
+        lower_own_priority()
         stop = threading.Event()
         threading.Thread(target=sweep_forever, args=(stop,), name="sweep", daemon=True).start()
         try:

@@ -5,6 +5,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import override
 
+from hexasubs.priority import lower_own_priority
 from subscribers import imports
 from subscribers.actions import cancel_subscriber_import, run_subscriber_import, start_subscriber_import
 from subscribers.import_forms import ImportSettingsForm
@@ -55,6 +56,7 @@ class Command(BaseCommand):
         path = Path(file)
         if not path.is_file():
             raise CommandError(f"There is no file {path}.")
+        lower_own_priority()  # a batch job, as a worker's: the web processes keep their share of the cores
         with override("en"):
             try:
                 with open(path, "rb") as source:
