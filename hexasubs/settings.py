@@ -165,8 +165,9 @@ IMPORT_KEEP_HOURS = _read("IMPORT_KEEP_HOURS", env.float, 24)
 if IMPORT_KEEP_HOURS <= 0:
     raise ImproperlyConfigured("The environment variable IMPORT_KEEP_HOURS is malformed: use hours above 0.")
 
-# `manage.py db_worker` lowers its own CPU priority by this much (nice, 0 to 19): background work (bulk changes,
-# imports, broadcasts) yields the cores to the web processes, so pages keep their speed while it runs.
+# `manage.py db_worker` and `manage.py import_subscribers` lower their own CPU priority by this much (nice, 0 to
+# 19; hexasubs/priority.py): background work (bulk changes, imports, broadcasts) yields the cores to the web
+# processes, so pages keep their speed while it runs.
 WORKER_NICENESS = _read("WORKER_NICENESS", env.int, 10)
 if not 0 <= WORKER_NICENESS <= 19:
     raise ImproperlyConfigured("The environment variable WORKER_NICENESS is malformed: use 0 to 19.")
