@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from django.apps import apps
+from django.conf import settings as django_settings
 from django.contrib.auth.models import Group
 from django.core.cache import cache
 from django.test import Client
@@ -16,6 +17,20 @@ from labels.models import Label
 from subscribers.models import Channel, Subscriber
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
+    """On SQLite the test database is a file, not Django's default in-memory database.
+
+    The live server (browser tests) would share an in-memory database's one connection between all its
+    request threads, and SQLite connections are not for concurrent use: two pages loading at once (the side
+    menu and a segment's count) sometimes read no session row and the user was sent to the login page.
+    With a file each thread has its own connection, as each worker has in production.
+    """
+    database = django_settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        database.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("sqlite") / "test.sqlite3")
 
 
 @pytest.fixture(autouse=True)

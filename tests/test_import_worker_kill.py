@@ -11,7 +11,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from labels.models import Label
@@ -20,11 +20,6 @@ from subscribers.models import LabelOperationMember, Subscriber, SubscriberImpor
 from tests.test_worker_kill import WAIT, start_worker  # noqa: F401 - the fixture
 
 pytestmark = [
-    pytest.mark.skipif(
-        connection.vendor != "postgresql",
-        reason="The worker runs in another process, which cannot see SQLite's in-memory test database; "
-        "run with DATABASE_URL=postgres://…",
-    ),
     pytest.mark.django_db(transaction=True),
 ]
 

@@ -107,3 +107,16 @@ def test_make_run_serves_on_the_port_asked_for_and_compiles_the_translations():
     assert "compilemessages" in dry_run.stdout
     tests = subprocess.run(["make", "-n", "test"], cwd=ROOT, capture_output=True, text=True, check=True)
     assert tests.stdout.index("compilemessages") < tests.stdout.index("pytest")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_live_server_threads_never_share_one_sqlite_connection(live_server):
+    """Django shares an in-memory SQLite database's one connection between the live server's request threads,
+    and concurrent requests then read rows that are there as missing (a logged-in user sent to the login
+    page): the tests' SQLite database is a file (conftest's django_db_modify_db_settings)."""
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("PostgreSQL gives each thread its own connection")
+    assert not connection.is_in_memory_db()
+    assert not live_server.thread.connections_override

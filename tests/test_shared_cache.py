@@ -118,7 +118,6 @@ def test_migrate_creates_the_cache_table():
     assert database_cache.get("greeting") == "hello"
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite's in-memory test database locks whole tables")
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_increments_are_all_counted():
     """Django's own DatabaseCache.incr() reads then writes: two threads counting at once lose counts."""

@@ -27,11 +27,6 @@ from subscribers.actions import STALE_AFTER, resume_stalled_operations
 from subscribers.models import Channel, LabelOperation, LabelOperationMember, Subscriber, SubscriberLabel
 
 pytestmark = [
-    pytest.mark.skipif(
-        connection.vendor != "postgresql",
-        reason="The worker runs in another process, which cannot see SQLite's in-memory test database; "
-        "run with DATABASE_URL=postgres://…",
-    ),
     pytest.mark.django_db(transaction=True),
 ]
 
@@ -47,14 +42,14 @@ def start_worker(tmp_path):
     """Start `manage.py db_worker` processes on the test database; kill whatever is left at the end."""
     workers = []
     database = connection.settings_dict
-    environment = {
-        **os.environ,
-        "DATABASE_URL": (
+    if connection.vendor == "sqlite":  # a file (conftest): the worker opens it as the tests do
+        url = f"sqlite:///{database['NAME']}"
+    else:
+        url = (
             f"postgres://{quote(database['USER'] or '')}:{quote(database['PASSWORD'] or '')}"
             f"@{database['HOST'] or '127.0.0.1'}:{database['PORT'] or 5432}/{quote(database['NAME'])}"
-        ),
-        "TASKS_BACKEND": "django_tasks_db.DatabaseBackend",
-    }
+        )
+    environment = {**os.environ, "DATABASE_URL": url, "TASKS_BACKEND": "django_tasks_db.DatabaseBackend"}
 
     def start():
         log = (tmp_path / f"worker-{len(workers) + 1}.log").open("w")
