@@ -7,7 +7,7 @@ class BroadcastsConfig(AppConfig):
     verbose_name = _("Broadcasts")
 
     def ready(self):
-        from broadcasts import queries
+        from broadcasts import checks, queries  # noqa: F401 (checks: registers the system checks)
         from subscribers.queries import SELECTION_SOURCES
 
         # "Label these recipients": a bulk label change selects a broadcast's recipients by outcome.

@@ -16,13 +16,15 @@ answer is `unknown`, so a message is never sent twice.
 
 Proxies: the standard environment (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`, in either
 case, through `urllib.request.getproxies()`) is read once, when a connector is made,
-and decided per target host. An https target goes through a CONNECT tunnel to the
-proxy (TLS with the target inside it, `Proxy-Authorization: Basic` in the CONNECT
-when the proxy URL has `user:password@`); a plain http target (a bot runtime or a
-test server) is sent to the proxy as an absolute URI, as a forward proxy expects (and
-as httpx, which the webhook outbox uses, does). Only http:// proxy URLs are
-supported: an https:// (or socks) proxy pauses the broadcast with the reason, as a
-missing token does, rather than sending around the proxy.
+and decided per target host and port (`NO_PROXY` entries may carry a port). An https
+target goes through a CONNECT tunnel to the proxy (TLS with the target inside it,
+`Proxy-Authorization: Basic` in the CONNECT when the proxy URL has `user:password@`);
+a plain http target (a bot runtime or a test server) is sent to the proxy as an
+absolute URI, as a forward proxy expects (and as httpx, which the webhook outbox uses,
+does). Only http:// proxy URLs are supported: an https:// (or socks) proxy pauses the
+broadcast with the reason, as a missing token does, rather than sending around the
+proxy; `manage.py check` (and so `migrate`, `db_worker`) warns of it at start
+(broadcasts.W001).
 """
 
 import http.client
@@ -176,6 +178,13 @@ def _proxy_from(scheme: str, value: str) -> _Proxy | str:
     return _Proxy(parts.hostname, port, headers)
 
 
+def unusable_proxies() -> list[str]:
+    """Why each proxy the environment sets cannot carry broadcasts (a system check says it at start)."""
+    environment = urllib.request.getproxies()
+    reasons = (_proxy_from(scheme, environment[scheme]) for scheme in ("http", "https") if environment.get(scheme))
+    return [reason for reason in reasons if isinstance(reason, str)]
+
+
 class _HttpConnector:
     """One kept-alive connection per sending thread (stdlib http.client: a fraction of the CPU of a full client).
 
@@ -203,7 +212,7 @@ class _HttpConnector:
             for scheme in ("http", "https")
             if self._environment.get(scheme)
         }
-        self._routes: dict[tuple, _Proxy | str | None] = {}  # (scheme, host): its proxy, decided once
+        self._routes: dict[tuple, _Proxy | str | None] = {}  # (scheme, host, port): its proxy, decided once
 
     def send(self, subscriber, message: Message) -> Outcome:  # pragma: no cover - defined by each connector
         raise NotImplementedError
@@ -242,10 +251,16 @@ class _HttpConnector:
 
     def _proxy_for(self, parts) -> _Proxy | str | None:
         """The proxy for this target (None: connect directly), or why its proxy cannot be used."""
-        key = (parts.scheme, parts.hostname)
+        key = (parts.scheme, parts.hostname, parts.port)
         if key not in self._routes:
             proxy = self._proxies.get(parts.scheme)
-            bypass = proxy is not None and urllib.request.proxy_bypass_environment(key[1] or "", self._environment)
+            # NO_PROXY entries name a host ("graph.local", ".local") or a host and port ("graph.local:8443"):
+            # urllib compares the host alone and with its port; the host alone also keeps IPv6's brackets out.
+            address = parts.netloc.rpartition("@")[2]
+            bypass = proxy is not None and any(
+                urllib.request.proxy_bypass_environment(host, self._environment)
+                for host in (parts.hostname or "", address)
+            )
             self._routes[key] = None if bypass else proxy
         return self._routes[key]
 

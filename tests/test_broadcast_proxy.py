@@ -10,6 +10,7 @@ from base64 import b64encode
 from urllib.parse import urlsplit
 
 import pytest
+from django.core.checks import run_checks
 from django.utils import timezone
 
 from broadcasts import actions
@@ -206,6 +207,19 @@ def test_no_proxy_bypasses_the_proxy(tls_graph, proxy, messenger_channel, make_s
     assert len(tls_graph.requests) == 1
 
 
+@pytest.mark.parametrize(
+    "entry, bypassed", [("{address}", True), ("127.0.0.1:1", False), ("localhost,{address}", True)]
+)
+def test_no_proxy_entries_with_a_port_match_that_port_only(
+    entry, bypassed, tls_graph, proxy, messenger_channel, make_subscriber, monkeypatch
+):
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.port}")
+    monkeypatch.setenv("NO_PROXY", entry.format(address=tls_graph.address))
+    assert [outcome.kind for outcome in _send_one(messenger_channel, make_subscriber())] == ["sent"]
+    assert len(proxy.tunnels) == (0 if bypassed else 1)
+    assert len(tls_graph.requests) == 1
+
+
 def test_without_proxy_settings_it_connects_directly(graph, proxy, messenger_channel, make_subscriber, monkeypatch):
     connector = MessengerConnector(messenger_channel)
     # The environment is read when the connector is made: a later change does not move its messages.
@@ -242,3 +256,16 @@ def test_an_unsupported_proxy_pauses_with_the_reason(
     assert outcome.kind == "stop"
     assert "HTTPS_PROXY" in outcome.detail and "http://" in outcome.detail and "secret" not in outcome.detail
     assert tls_graph.requests == []
+
+
+def test_a_proxy_broadcasts_cannot_use_is_a_warning_at_start(monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "https://robot:secret@proxy.example:3128")
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
+    [warning] = [message for message in run_checks() if message.id == "broadcasts.W001"]
+    assert "https://proxy.example:3128" in warning.msg and "HTTPS_PROXY" in warning.msg
+    assert "secret" not in warning.msg
+
+
+def test_an_http_proxy_raises_no_warning(monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    assert [message for message in run_checks() if message.id == "broadcasts.W001"] == []
