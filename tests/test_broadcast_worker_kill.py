@@ -8,29 +8,21 @@ by the sweep, sends it: every recipient gets the message exactly once, except
 those unknown ones, which got it at most once.
 """
 
-import json
 import signal
-import threading
 import time
 from collections import Counter
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from broadcasts import actions, queries
 from broadcasts.models import Broadcast, Delivery, DeliveryReason
 from subscribers.models import Channel, Subscriber
+from tests.fake_graph import FakeGraph
 from tests.test_worker_kill import WAIT, start_worker  # noqa: F401 - the fixture
 
 pytestmark = [
-    pytest.mark.skipif(
-        connection.vendor != "postgresql",
-        reason="The worker runs in another process, which cannot see SQLite's in-memory test database; "
-        "run with DATABASE_URL=postgres://…",
-    ),
     pytest.mark.django_db(transaction=True),
 ]
 
@@ -38,50 +30,11 @@ PEOPLE = 600
 ANSWER_SECONDS = 0.05  # the fake Graph API's slowness: a group stays in flight long enough to be killed in
 
 
-class SlowGraph:
-    """Messenger's Send API, answering every message after ANSWER_SECONDS; records each recipient on arrival."""
-
-    def __init__(self):
-        self.recipients: list[str] = []
-        graph = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                graph.recipients.append(body["recipient"]["id"])
-                time.sleep(ANSWER_SECONDS)
-                answer = json.dumps({"recipient_id": body["recipient"]["id"], "message_id": "m"}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args):
-                pass
-
-        class Server(ThreadingHTTPServer):
-            # A group's connections open at once: a backlog of 5 (the default) would reset some of them, and a
-            # reset after the request went out is rightly "unknown".
-            request_queue_size = 128
-
-        self.httpd = Server(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v23.0"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def graph(monkeypatch):
     """The fake Graph API, named in the environment the workers are started with (before start_worker)."""
-    server = SlowGraph()
-    monkeypatch.setenv("MESSENGER_GRAPH_URL", server.url)
+    server = FakeGraph(keep_alive=True, delay=ANSWER_SECONDS)
+    monkeypatch.setenv("MESSENGER_GRAPH_URL", server.url + "/v23.0")
     monkeypatch.setenv("BROADCAST_WORKERS", "1")
     yield server
     server.stop()
@@ -129,7 +82,7 @@ def test_a_worker_killed_mid_send_leaves_only_its_messages_in_flight_unknown(gra
     others = Delivery.objects.filter(broadcast=broadcast).exclude(status__in=["queued", "sent", "sending"])
     assert list(others.values_list("status", "reason", "detail")) == []
     time.sleep(ANSWER_SECONDS * 4)  # requests the dead worker sent have all reached the fake Graph API by now
-    received_before = Counter(graph.recipients)
+    received_before = Counter(graph.recipients())
 
     # The sweep of any worker, once the broadcast has been silent for STALE_AFTER: the marked ones become
     # unknown, the broadcast is queued again, and a new worker sends the rest.
@@ -140,7 +93,7 @@ def test_a_worker_killed_mid_send_leaves_only_its_messages_in_flight_unknown(gra
     _wait_until(lambda: state().is_finished, "the broadcast finished", second)
 
     done = state()
-    received = Counter(graph.recipients)
+    received = Counter(graph.recipients())
     deliveries = dict(
         Delivery.objects.filter(broadcast=broadcast).values_list("subscriber__foreign_id", "status").order_by()
     )
