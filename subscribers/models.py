@@ -9,7 +9,7 @@ from django_countries.fields import CountryField
 
 from hexasubs.quotes import quoted
 from labels.models import Label
-from subscribers.search import search_name
+from subscribers.search import SEARCH_NAME_LENGTH, search_name
 from subscribers.validators import validate_locale, validate_timezone
 
 
@@ -97,7 +97,7 @@ class Subscriber(models.Model):
     avatar_url = models.URLField(_("avatar URL"), max_length=1000, blank=True)
     # The name as the search compares it (subscribers.search.search_name): kept by every write of a name.
     search_name = models.CharField(
-        _("search name"), max_length=511, blank=True, default="", db_default="", editable=False
+        _("search name"), max_length=SEARCH_NAME_LENGTH, blank=True, default="", db_default="", editable=False
     )
     # Set explicitly by the code that writes subscribers: `updated_at` is the profile's date (the
     # guide's "Mis à jour le"): it moves when the name, gender, locale, time zone, country or avatar
@@ -770,7 +770,7 @@ class SubscriberImportRow(models.Model):
     timezone = models.CharField(max_length=64, blank=True)
     country = models.CharField(max_length=2, blank=True)
     # subscribers.search.search_name of the row's first and last names, computed while checking the row.
-    search_name = models.CharField(max_length=511, blank=True)
+    search_name = models.CharField(max_length=SEARCH_NAME_LENGTH, blank=True)
     created_at = models.DateTimeField(null=True)
     updated_at = models.DateTimeField(null=True)
     last_seen_at = models.DateTimeField(null=True)

@@ -8,6 +8,10 @@ The folded text is stored in `Subscriber.search_name` by every code path that wr
 
 from anyascii import anyascii
 
+# The stored column's length. Transliteration lengthens a name ("中" is "zhong", an emoji a ":word:"), so a
+# long name in such a script folds past it: the search key keeps its beginning, which is what a search finds.
+SEARCH_NAME_LENGTH = 511
+
 
 def fold(text: str) -> str:
     """`text` as the search compares it: ASCII, lower case, single spaces."""
@@ -16,4 +20,4 @@ def fold(text: str) -> str:
 
 def search_name(first_name: str, last_name: str) -> str:
     """The stored search key of a subscriber's name: the folded first and last names."""
-    return fold(f"{first_name} {last_name}")
+    return fold(f"{first_name} {last_name}")[:SEARCH_NAME_LENGTH].rstrip()

@@ -88,6 +88,20 @@ def test_invalid_items_are_reported_and_the_valid_ones_stored(api_client, messen
     assert sorted(Subscriber.objects.values_list("foreign_id", flat=True)) == ["ok-1", "ok-3"]
 
 
+def test_a_foreign_id_with_a_slash_is_invalid_as_no_address_could_reach_it(api_client, messenger):
+    body = _post(api_client, [{"foreign_id": "with/slash"}]).json()
+    assert body["invalid"] == 1
+    assert body["items"][0]["errors"][0]["msg"] == "A foreign id cannot contain “/”: no API address could reach it."
+    assert not Subscriber.objects.exists()
+
+
+def test_long_names_in_scripts_that_transliterate_long_are_stored(api_client, messenger):
+    people = [{"foreign_id": "cjk", "first_name": "中" * 200}, {"foreign_id": "emoji", "last_name": "😀" * 60}]
+    response = _post(api_client, people)
+    assert response.status_code == 200 and response.json()["created"] == 2
+    assert Subscriber.objects.get(foreign_id="cjk").first_name == "中" * 200
+
+
 def test_a_foreign_id_named_twice_takes_the_last_item(api_client, messenger):
     response = _post(
         api_client,

@@ -69,6 +69,33 @@ def test_it_accepts_messenger_locales_and_numeric_offsets(api_client):
     assert (subscriber.locale, subscriber.timezone) == ("fr-CA", "-5.5")
 
 
+@pytest.mark.parametrize("value", [True, False, "5\n", "\u0665", "\uff11", None])
+def test_a_time_zone_that_is_no_offset_or_zone_gets_422(api_client, value):
+    """JSON's true is no time zone (not 1); an offset is ASCII digits and nothing after them."""
+    response = _put(api_client, {"timezone": value})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"][-1] in ("timezone", "str", "float")
+    assert not Subscriber.objects.exists()
+
+
+def test_minus_zero_hours_is_stored_as_zero(api_client):
+    _put(api_client, {"timezone": -0.0})
+    assert Subscriber.objects.get().timezone == "0"
+
+
+def test_a_long_name_in_a_script_that_transliterates_long_is_stored_and_found(api_client):
+    """Folded for the search, 150 Chinese characters or 52 emoji run past the search column: it keeps the
+    beginning, and the name itself is stored whole."""
+    name = "中" * 150
+    assert _put(api_client, {"first_name": name, "last_name": "😀" * 52}).status_code == 201
+    subscriber = Subscriber.objects.get()
+    assert subscriber.first_name == name
+    assert len(subscriber.search_name) <= 511 and subscriber.search_name.startswith("zhongzhong")
+    assert [item["foreign_id"] for item in api_client.get("/api/v1/subscribers", {"q": "zhong"}).json()["items"]] == [
+        "psid-42"
+    ]
+
+
 def test_markup_in_names_is_stored_as_text(api_client):
     _put(api_client, {"first_name": "<script>alert(1)</script>"})
     assert Subscriber.objects.get().first_name == "<script>alert(1)</script>"
@@ -106,6 +133,20 @@ def test_a_body_that_is_not_json_gets_422(api_client):
     response = api_client.put(URL, "{not json", content_type="application/json")
     assert response.status_code == 422
     assert response.json()["detail"][0]["msg"] == "The request body is not valid JSON."
+
+
+@pytest.mark.parametrize("method", ["delete", "patch"])
+def test_a_method_the_address_does_not_take_gets_405_in_json(api_client, method):
+    response = getattr(api_client, method)(URL)
+    assert response.status_code == 405 and response["Allow"]
+    assert response.json() == {"detail": f"This address does not take {method.upper()}: use {response['Allow']}."}
+
+
+@pytest.mark.parametrize("path", ["/api/v1/nope", "/api/v1/channels/messenger/subscribers/a/b"])
+def test_an_unknown_api_address_gets_404_in_json_not_the_login_page(client, path):
+    response = client.get(path, HTTP_ACCEPT_LANGUAGE="fr")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Introuvable."}
 
 
 def test_a_too_long_foreign_id_gets_422(api_client):
@@ -158,6 +199,20 @@ def test_post_labels_with_unknown_names_gets_400_and_changes_nothing(api_client,
 
 def test_post_labels_for_an_unknown_subscriber_gets_404(api_client, messenger):
     assert api_client.post(f"{URL}/labels", {"add": []}, "application/json").status_code == 404
+
+
+def test_a_label_both_added_and_removed_gets_422_and_changes_nothing(api_client, make_subscriber, make_label):
+    subscriber = make_subscriber(foreign_id="psid-42")
+    make_label("Pro", name="pro")
+    free = make_label("Free", name="free")
+    subscriber.labels.add(free)
+
+    response = api_client.post(f"{URL}/labels", {"add": ["pro"], "remove": ["pro", "free"]}, "application/json")
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["msg"] == "pro is both in add and in remove: ask for one or the other."
+    assert list(subscriber.labels.all()) == [free]
+    assert not LabelChange.objects.exists()
 
 
 def test_post_labels_goes_through_the_label_actions(api_client, make_subscriber, make_label, monkeypatch):
