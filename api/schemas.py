@@ -6,8 +6,18 @@ from typing import Annotated, Any, Literal
 
 from django.core.exceptions import ValidationError
 from django.core.validators import ProhibitNullCharactersValidator
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from ninja import Field, Schema
-from pydantic import AfterValidator, BeforeValidator, ConfigDict, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    StrictFloat,
+    StrictStr,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from labels.models import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH, Color
@@ -52,8 +62,8 @@ def _messenger_locale(value):
 
 
 def _offset_as_text(value: str | float) -> str:
-    # Messenger reports the time zone as a number of hours (-5.5); we store it as text.
-    return value if isinstance(value, str) else format(value, "g")
+    # Messenger reports the time zone as a number of hours (-5.5); we store it as text ("0" for -0.0).
+    return value if isinstance(value, str) else format(value + 0.0, "g")
 
 
 def _text(field_name: str, **extra):
@@ -70,9 +80,9 @@ class ProfileIn(Schema):
     last_name: _text("last_name") = ""
     gender: _text("gender", json_schema_extra={"enum": [*Gender.values, ""]}) = ""
     locale: Annotated[_text("locale", examples=["en-US"]), BeforeValidator(_messenger_locale)] = ""
-    # Text, or a number of hours as Messenger sends it.
+    # Text, or a number of hours as Messenger sends it. Strict: JSON's true is no time zone (lax reads it as 1).
     timezone: Annotated[
-        str | float,
+        StrictStr | StrictFloat,
         Field(examples=["Europe/Paris", -5.5]),
         AfterValidator(_offset_as_text),
         _checked_by_model("timezone"),
@@ -117,6 +127,13 @@ def _no_nul(value: str) -> str:
     return value
 
 
+def _no_slash(value: str) -> str:
+    # The API reaches a subscriber at …/subscribers/<foreign id>: an id with a slash could not be reached.
+    if "/" in value:
+        raise PydanticCustomError("slash", str(_("A foreign id cannot contain “/”: no API address could reach it.")))
+    return value
+
+
 LabelName = Annotated[str, Field(max_length=64), AfterValidator(_no_nul)]
 
 
@@ -127,7 +144,7 @@ BATCH_LIMIT = 500
 class SubscriberBatchItem(ProfileIn):
     """One person of a batch: their id on the channel and the profile the channel knows."""
 
-    foreign_id: Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_no_nul)]
+    foreign_id: Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_no_nul), AfterValidator(_no_slash)]
 
 
 class SubscriberBatchIn(Schema):
@@ -168,6 +185,17 @@ class LabelChangeIn(Schema):
 
     add: list[LabelName] = Field(default_factory=list, max_length=100)
     remove: list[LabelName] = Field(default_factory=list, max_length=100)
+
+    @model_validator(mode="after")
+    def _neither_added_and_removed(self):
+        if both := sorted(set(self.add) & set(self.remove)):
+            message = ngettext(
+                "%(names)s is both in add and in remove: ask for one or the other.",
+                "%(names)s are both in add and in remove: ask for one or the other.",
+                len(both),
+            ) % {"names": ", ".join(both)}
+            raise PydanticCustomError("added_and_removed", message)
+        return self
 
 
 class LabelIn(Schema):

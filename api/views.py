@@ -316,6 +316,7 @@ def list_subscribers(
         raise InvalidInput(["query", "updated_since"], _("This time is outside the calendar once in UTC.")) from None
     if channel:
         permitted_channel(request.auth, channel)
+    label = [name for name in label or () if name]  # `label=` filters on nothing, as `channel=` does
     if label:
         _labels_named(label)
     saved = _segment_named(segment) if segment else None

@@ -1,7 +1,9 @@
 from django.contrib import messages
 from django.contrib.auth.models import AnonymousUser
+from django.http import JsonResponse
 from django.urls import Resolver404, resolve
 from django.utils import translation
+from django.utils.translation import gettext as _
 from django_htmx.http import trigger_client_event
 
 
@@ -37,7 +39,7 @@ class BotApiMiddleware:
     Placed right after SecurityMiddleware (whose headers and HTTPS redirect it keeps), it answers those
     calls itself: in the language of the request, as the console's LocaleMiddleware picks it, with an
     anonymous `request.user`. The docs page and the schema, read by staff signed in to the console, take
-    the usual way.
+    the usual way. A bot's wrong address or method gets JSON too, never an HTML page or a login redirect.
     """
 
     PREFIX = "/api/v1/"
@@ -53,11 +55,19 @@ class BotApiMiddleware:
         try:
             match = resolve(request.path_info)
         except Resolver404:
-            return self.get_response(request)
-        if match.namespace != "api" or match.url_name in self.CONSOLE_VIEWS:
+            match = None
+        if match is not None and (match.namespace != "api" or match.url_name in self.CONSOLE_VIEWS):
             return self.get_response(request)
         translation.activate(translation.get_language_from_request(request))
         request.LANGUAGE_CODE = translation.get_language()
+        if match is None:
+            return JsonResponse({"detail": _("Not found.")}, status=404)
         request.user = AnonymousUser()
         request.resolver_match = match
-        return match.func(request, *match.args, **match.kwargs)
+        response = match.func(request, *match.args, **match.kwargs)
+        if response.status_code == 405:  # django-ninja's own answer is a line of plain text
+            allowed = response["Allow"]
+            message = _("This address does not take %(method)s: use %(allowed)s.")
+            response = JsonResponse({"detail": message % {"method": request.method, "allowed": allowed}}, status=405)
+            response["Allow"] = allowed
+        return response

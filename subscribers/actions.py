@@ -309,11 +309,14 @@ def change_labels(
     Only the labels named change: a label someone else added meanwhile stays.
     A label of an exclusive group takes the group's other labels away from the
     subscriber, recorded with the source "exclusive group"; asking for two
-    labels of one exclusive group raises ExclusiveClash and changes nothing.
+    labels of one exclusive group raises ExclusiveClash and changes nothing, and
+    so does a label both in `add` and in `remove` (ValueError: callers check first).
     Each label really added or removed gets a history row. Returns (added, removed) counts.
     """
     now = timezone.now()
     add_ids = _label_ids(add)
+    if both := set(add_ids) & set(_label_ids(remove)):
+        raise ValueError(f"Labels {sorted(both)} are both added and removed.")
     groups = exclusive_groups_of(add_ids)
     if groups:
         _check_no_clash(add_ids, groups)

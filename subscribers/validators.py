@@ -8,7 +8,8 @@ import langcodes
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-_UTC_OFFSET = re.compile(r"^[+-]?\d{1,2}(\.\d{1,2})?$")
+# ASCII digits only, and the whole value (fullmatch): `\d` takes any script's digits and `$` a final newline.
+_UTC_OFFSET = re.compile(r"[+-]?[0-9]{1,2}(\.[0-9]{1,2})?")
 
 
 def validate_locale(value: str) -> None:
@@ -28,7 +29,7 @@ def _time_zone_names() -> frozenset[str]:
 
 def validate_timezone(value: str) -> None:
     """Accept a UTC offset in hours (Messenger sends 1 or -5.5) or an IANA zone name."""
-    if _UTC_OFFSET.match(value) and -12 <= float(value) <= 14:
+    if _UTC_OFFSET.fullmatch(value) and -12 <= float(value) <= 14:
         return
     if value in _time_zone_names():
         return

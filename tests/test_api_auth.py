@@ -161,6 +161,19 @@ def test_an_oversized_body_gets_413_unread(api_client, messenger):
     assert not messenger.subscribers.exists()
 
 
+def test_a_content_length_that_is_no_number_counts_as_no_body(api_client, messenger):
+    response = api_client.get("/api/v1/subscribers", CONTENT_LENGTH="abc")
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("extra", [{"QUERY_STRING": "x=%00"}, {"CONTENT_LENGTH": "99999999"}])
+def test_the_schema_turns_away_what_the_api_turns_away_without_an_error(db, extra):
+    """/api/v1/openapi.json is outside the API's error answers: a request the key check refuses is a visitor
+    without a key, sent to log in."""
+    response = Client().get("/api/v1/openapi.json", **extra)
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
 def test_requests_that_arrive_together_write_the_last_use_once(api_key):
     """Concurrent requests of one key all read the same stale `last_used_at`: only the first updates the row."""
     ApiKey.objects.update(last_used_at=timezone.now() - timedelta(minutes=5))

@@ -66,6 +66,10 @@ def test_an_unknown_label_filter_gets_400_naming_it(api_client, people):
     assert response.json()["unknown"] == ["gold"]
 
 
+def test_an_empty_label_filter_filters_on_nothing(api_client, people):
+    assert _ids(api_client.get("/api/v1/subscribers", {"label": ""})) == _ids(api_client.get("/api/v1/subscribers"))
+
+
 def test_it_filters_by_channel_locale_search_and_update_time(api_client, people):
     assert _ids(api_client.get("/api/v1/subscribers", {"channel": "web"})) == ["c"]
     assert _ids(api_client.get("/api/v1/subscribers", {"locale": "fr"})) == ["b", "c"]

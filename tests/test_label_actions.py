@@ -61,6 +61,13 @@ def test_change_labels_keeps_labels_it_was_not_asked_about(people, make_label):
     assert _labels_of(people[0]) == {"active", "support"}
 
 
+def test_a_label_both_added_and_removed_changes_nothing(people, make_label):
+    vip = make_label("VIP")
+    with pytest.raises(ValueError, match="both added and removed"):
+        change_labels(people[0], add=[vip], remove=[vip.pk])
+    assert _labels_of(people[0]) == set() and not LabelChange.objects.exists()
+
+
 def test_nothing_to_do_runs_no_query(people, django_assert_num_queries):
     with django_assert_num_queries(0):
         assert add_labels(Subscriber.objects.none(), []) == 0
