@@ -56,15 +56,13 @@ class SubscriberFilterForm(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
-        for field, start, end in [
-            (_("Created"), "created_after", "created_before"),
-            (_("Updated"), "updated_after", "updated_before"),
-        ]:
+        for start, end in [("created_after", "created_before"), ("updated_after", "updated_before")]:
             if cleaned.get(start) and cleaned.get(end) and cleaned[start] > cleaned[end]:
+                # On the "until" field, which the problem list names (and the valid filters still apply).
                 self.add_error(
                     end,
-                    _("%(field)s: the “from” date %(start)s comes after the “to” date %(end)s.")
-                    % {"field": field, "start": cleaned[start].isoformat(), "end": cleaned[end].isoformat()},
+                    _("The “from” date %(start)s comes after the “to” date %(end)s.")
+                    % {"start": cleaned[start].isoformat(), "end": cleaned[end].isoformat()},
                 )
         return cleaned
 
@@ -331,7 +329,9 @@ class SubscriberFilter(django_filters.FilterSet):
     def problems(self) -> list[str]:
         """Each invalid filter value as a sentence the operator can act on."""
         return [
-            f"{self.form.fields[name].label}: {message}" if name != "__all__" else message
+            _("%(field)s: %(problem)s") % {"field": self.form.fields[name].label, "problem": message}
+            if name != "__all__"
+            else message
             for name, messages in self.form.errors.items()
             for message in messages
         ]

@@ -356,19 +356,23 @@ class LabelOperation(models.Model):
         else:
             prefix = ""
         if len(self.label_names) == 1:
-            params["unchanged"] = intcomma(selected - changed)
+            # Two counts, each with its own plural: "added to 2,000 subscribers (0 already had it)".
+            unchanged = selected - changed
             if self.kind == self.Kind.ADD:
-                text = ngettext(
-                    "Added %(labels)s to %(changed)s subscriber (%(unchanged)s already had it).",
-                    "Added %(labels)s to %(changed)s subscribers (%(unchanged)s already had it).",
-                    changed,
+                change = ngettext(
+                    "Added %(labels)s to %(changed)s subscriber", "Added %(labels)s to %(changed)s subscribers", changed
                 )
+                note = ngettext("%(unchanged)s already had it", "%(unchanged)s already had it", unchanged)
             else:
-                text = ngettext(
-                    "Removed %(labels)s from %(changed)s subscriber (%(unchanged)s did not have it).",
-                    "Removed %(labels)s from %(changed)s subscribers (%(unchanged)s did not have it).",
+                change = ngettext(
+                    "Removed %(labels)s from %(changed)s subscriber",
+                    "Removed %(labels)s from %(changed)s subscribers",
                     changed,
                 )
+                note = ngettext("%(unchanged)s did not have it", "%(unchanged)s did not have it", unchanged)
+            params["change"] = change % params
+            params["note"] = note % {"unchanged": intcomma(unchanged)}
+            text = _("%(change)s (%(note)s).")
         elif self.kind == self.Kind.ADD:
             text = ngettext(
                 "Added %(labels)s: %(changed)s new assignment on %(selected)s selected subscribers.",

@@ -12,7 +12,7 @@ import pytest
 from django.db import OperationalError, connection
 from django.db.models import F
 from django.tasks import task_backends
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from labels.actions import delete_label
 from labels.models import Label
@@ -117,6 +117,23 @@ def _crash_on_call(monkeypatch, target, name, call, error=None):
 def _die(operation_id):
     """An `after_chunk` that stops the run after its first chunk committed, as a killed worker does."""
     raise Crash
+
+
+@pytest.mark.parametrize(
+    ("kind", "changed", "selected", "summary"),
+    [
+        ("add", 2000, 2000, "«\u00a0VIP\u00a0» ajoutée à 2\u00a0000 abonnés (0 l\u2019avait déjà)."),
+        ("add", 1, 3, "«\u00a0VIP\u00a0» ajoutée à 1 abonné (2 l\u2019avaient déjà)."),
+        ("remove", 1, 1, "«\u00a0VIP\u00a0» retirée à 1 abonné (0 ne l\u2019avait pas)."),
+        ("remove", 0, 2, "«\u00a0VIP\u00a0» retirée à 0 abonné (2 ne l\u2019avaient pas)."),
+    ],
+)
+def test_a_summary_in_french_gives_each_count_its_own_plural(vip, kind, changed, selected, summary):
+    operation = LabelOperation(kind=kind, label_names=["vip"], changed_count=changed, selected_count=selected)
+    operation.save()
+    operation.labels.set([vip])
+    with translation.override("fr"):
+        assert operation.summary() == summary
 
 
 # Chunks --------------------------------------------------------------------------------------------------

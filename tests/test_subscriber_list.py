@@ -246,7 +246,7 @@ def test_the_labels_button_badge_is_translated(client, operator, labelled_people
         ("label_mode=some", "The label mode can be any, all or none, not “some”."),
         ("no_labels=yes", "“No labels” is switched on with 1, not “yes”."),
         ("created_after=yesterday", "Created from: Enter a valid date."),
-        ("created_after=2026-05-02&created_before=2026-05-01", "Created: the “from” date 2026-05-02 comes after"),
+        ("created_after=2026-05-02&created_before=2026-05-01", "Created until: The “from” date 2026-05-02 comes after"),
         ("sort=labels", "The table cannot be sorted by “labels”"),
         ("per_page=1000", "Rows per page can be 25, 50 or 100, not “1000”"),
     ],
