@@ -70,6 +70,10 @@ class ImportUploadHandler(FileUploadHandler):
         return StoredUpload(self.stored)
 
     def upload_interrupted(self):
+        self.discard()
+
+    def discard(self):
+        """Delete what arrived: an upload refused (an empty file, no file, too large) leaves nothing behind."""
         if getattr(self, "stored", None) is not None:
             self.stored.discard()
 
@@ -102,8 +106,10 @@ def _too_large() -> str:
 def _upload(request, handler):
     form = UploadForm(request.POST, request.FILES)
     if handler.problem:
+        handler.discard()
         return _import_page(request, UploadForm(), problem=handler.problem, status=413)
     if not form.is_valid():
+        handler.discard()
         return _import_page(request, form, status=422)
     try:
         job = imports.record_upload(form.cleaned_data["file"].stored, by=request.user)

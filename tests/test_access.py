@@ -70,3 +70,9 @@ def test_pages_send_a_content_security_policy(client, operator):
     policy = client.get(reverse("subscribers:list")).headers["Content-Security-Policy"]
     assert "script-src 'self' 'nonce-" in policy
     assert "unsafe-inline" not in policy
+
+
+def test_every_page_names_its_icon_and_favicon_ico_leads_to_it_without_a_login(client, operator):
+    assert client.get("/favicon.ico").headers["Location"] == "/static/img/favicon.svg"
+    client.force_login(operator)
+    assert 'rel="icon" href="/static/img/favicon.svg"' in client.get(reverse("subscribers:list")).text

@@ -195,10 +195,11 @@ def test_the_rejected_rows_download_is_the_original_rows_with_a_reason(signed_in
         ("channel\nZoë\n".encode("latin-1"), "The file is not UTF-8 text"),
     ],
 )
-def test_files_that_cannot_be_imported_are_refused_on_the_page(signed_in, data, problem):
+def test_files_that_cannot_be_imported_are_refused_on_the_page(signed_in, settings, data, problem):
     response = upload(signed_in, data)
     assert response.status_code == 422 and problem in response.content.decode()
     assert not SubscriberImport.objects.exists()
+    assert list(settings.IMPORT_DIR.glob("*")) == [], "a refused upload leaves no file behind"
 
 
 def test_an_upload_over_the_limit_is_refused(signed_in, settings):
@@ -206,6 +207,7 @@ def test_an_upload_over_the_limit_is_refused(signed_in, settings):
     response = upload(signed_in, b"channel,foreign_id\n" + b"web,1\n" * 200_000)
     assert response.status_code == 413 and "larger than 1 MB" in response.content.decode()
     assert not SubscriberImport.objects.exists()
+    assert list(settings.IMPORT_DIR.glob("*")) == []
 
 
 def test_an_upload_is_streamed_to_disk_and_never_held_in_memory(signed_in, settings, monkeypatch):

@@ -54,6 +54,7 @@ EXPECTED = {
     "password_reset_complete": ("GET", PUBLIC),
     "set_language": ("POST", dict.fromkeys(ROLES, 302)),
     "javascript-catalog": ("GET", PUBLIC),
+    "favicon": ("GET", dict.fromkeys(ROLES, 301)),
     "subscribers:list": ("GET", LOGIN),
     "subscribers:detail": ("GET", LOGIN),
     "subscribers:row": ("GET", LOGIN),
