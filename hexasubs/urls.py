@@ -1,9 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth.decorators import login_not_required
-from django.templatetags.static import static
 from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
-from django.views.generic import RedirectView
 from django.views.i18n import JavaScriptCatalog, set_language
 
 from hexasubs import views
@@ -20,11 +18,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("language/", login_not_required(set_language), name="set_language"),
     # Pages name their icon; the admin's and browsers asking on their own get it here rather than a 404.
-    path(
-        "favicon.ico",
-        login_not_required(RedirectView.as_view(url=static("img/favicon.svg"), permanent=True)),
-        name="favicon",
-    ),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("language/catalog.js", login_not_required(JavaScriptCatalog.as_view()), name="javascript-catalog"),
     path("subscribers/", include("subscribers.urls")),
     path("labels/", include("labels.urls")),

@@ -3,6 +3,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.views import LoginView, PasswordResetView
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.utils.translation import gettext as _
 
 from hexasubs.dialogs import in_dialog
@@ -27,6 +28,15 @@ class DemoLoginView(LoginView):
 
 
 login = DemoLoginView.as_view()
+
+
+@login_not_required
+def favicon(request):
+    """Pages name their icon; the admin's pages and browsers asking on their own find it here, not a 404.
+
+    The file's address is looked up per request: production's manifest exists only after collectstatic.
+    """
+    return redirect(static("img/favicon.svg"), permanent=True)
 
 
 @login_not_required
