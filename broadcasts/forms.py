@@ -22,6 +22,7 @@ QUICK_REPLIES_MAX = 13  # Messenger's limit
 QUICK_REPLY_TITLE_MAX = 20
 QUICK_REPLY_PAYLOAD_MAX = 1000
 TEST_RECIPIENTS_MAX = 5
+SCHEDULE_ERRORS_ID = "schedule-errors"  # templates/broadcasts/detail.html
 
 
 def _check_tokens(text: str) -> str:
@@ -235,6 +236,7 @@ class SendForm(forms.Form):
         choices=[("now", _("Now")), ("later", _("At a date and time"))],
         widget=forms.RadioSelect(attrs={"class": "form-check-input"}),
         initial="now",
+        error_messages={"required": _("Choose when to send.")},
     )
     date = forms.DateField(
         label=_("Date"), required=False, widget=forms.DateInput({"type": "date", "class": "form-control"})
@@ -255,12 +257,19 @@ class SendForm(forms.Form):
             cleaned["at"] = None
             return cleaned
         if not cleaned.get("date") or not cleaned.get("time") or not cleaned.get("time_zone"):
-            raise ValidationError(_("Give the date, the time and the time zone of the sending."))
+            raise self._schedule_problem(_("Give the date, the time and the time zone of the sending."))
         at = datetime.combine(cleaned["date"], cleaned["time"], tzinfo=zoneinfo.ZoneInfo(cleaned["time_zone"]))
         if at <= timezone.now():
-            raise ValidationError(_("That moment has passed: choose a later one, or send now."))
+            raise self._schedule_problem(_("That moment has passed: choose a later one, or send now."))
         cleaned["at"] = at
         return cleaned
+
+    def _schedule_problem(self, message) -> ValidationError:
+        """The page comes back on the date, which with the time points at the problem shown under them."""
+        for name in ("date", "time"):
+            self.fields[name].widget.attrs.update({"aria-invalid": "true", "aria-describedby": SCHEDULE_ERRORS_ID})
+        self.fields["date"].widget.attrs["autofocus"] = True
+        return ValidationError(message)
 
 
 class TestSendForm(forms.Form):
@@ -270,6 +279,12 @@ class TestSendForm(forms.Form):
         widget=forms.TextInput(attrs={"class": "form-control", "placeholder": _("e.g. demo-console-00000012")}),
         help_text=_("Up to 5 subscribers, separated by commas or spaces: they get the message now, marked as a test."),
     )
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.errors:  # the page comes back on the field to fix, as typed
+            self.fields["recipients"].widget.attrs["autofocus"] = True
+        return cleaned
 
     def clean_recipients(self):
         ids = [part for part in self.cleaned_data["recipients"].replace(",", " ").split() if part]

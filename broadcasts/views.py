@@ -141,6 +141,11 @@ def broadcast_detail(request, pk):
         if broadcast.is_finished or broadcast.status == Broadcast.Status.PAUSED:
             response["HX-Refresh"] = "true"  # the whole page changes: report, buttons
         return response
+    return _detail_page(request, broadcast)
+
+
+def _detail_page(request, broadcast, status=200, **forms):
+    """The broadcast's page; with the bound form a POST did not act on, its errors shown and its input kept."""
     context = _progress_context(request, broadcast)
     context.update(
         send_form=SendForm(),
@@ -150,6 +155,7 @@ def broadcast_detail(request, pk):
         can_change=request.user.has_perm(CHANGE),
         can_label=request.user.has_perm(CHANGE_LABELS),
     )
+    context.update(forms)
     if broadcast.status == Broadcast.Status.DRAFT:
         try:
             context["audience"] = queries.count_audience(
@@ -162,7 +168,7 @@ def broadcast_detail(request, pk):
         context.update(_report_context(request, broadcast))
     if request.htmx and request.htmx.target == "recipients":
         return render(request, "broadcasts/detail.html#recipients", context)
-    return render(request, "broadcasts/detail.html", context)
+    return render(request, "broadcasts/detail.html", context, status=status)
 
 
 def _progress_context(request, broadcast):
@@ -206,8 +212,10 @@ def broadcast_send(request, pk):
     broadcast = get_object_or_404(Broadcast, pk=pk)
     form = SendForm(request.POST)
     if not form.is_valid():
-        for error in form.non_field_errors() or [_("Choose when to send.")]:
-            messages.error(request, error)
+        if broadcast.status == Broadcast.Status.DRAFT:
+            return _detail_page(request, broadcast, status=422, send_form=form)
+        # A page left open while someone else sent it: its form is gone from the page.
+        messages.warning(request, _("This broadcast has already been sent or scheduled."))
         return redirect(broadcast)
     at = form.cleaned_data["at"]
     if not actions.start_broadcast(broadcast, by=request.user, at=at, timezone_name=form.cleaned_data["time_zone"]):
@@ -250,6 +258,9 @@ def broadcast_test(request, pk):
     broadcast = get_object_or_404(Broadcast, pk=pk)
     form = TestSendForm(request.POST)
     if not form.is_valid():
+        if broadcast.status == Broadcast.Status.DRAFT:
+            return _detail_page(request, broadcast, status=422, test_form=form)
+        # A page left open while it was sent: the form is on drafts' pages only.
         for error in form.errors["recipients"]:
             messages.error(request, error)
         return redirect(broadcast)

@@ -210,6 +210,58 @@ def test_a_test_send_reaches_the_named_subscribers_only(client, broadcaster, peo
     assert "No subscriber has the foreign id nobody-here." in response.content.decode()
 
 
+def test_a_bad_test_send_comes_back_with_the_recipients_as_typed(client, broadcaster, people):
+    broadcast = _draft()
+    client.force_login(broadcaster)
+    response = client.post(reverse("broadcasts:test", args=[broadcast.pk]), {"recipients": "nope-123, <b>x</b>"})
+    assert response.status_code == 422
+    page = response.content.decode()
+    assert "No subscribers have the foreign ids &lt;b&gt;x&lt;/b&gt;, nope-123." in page
+    assert 'value="nope-123, &lt;b&gt;x&lt;/b&gt;"' in page and "<b>x</b>" not in page
+    assert 'aria-invalid="true" aria-describedby="id_recipients_helptext id_recipients_error"' in page
+    assert 'id="id_recipients_error"' in page and 'id="id_recipients_helptext"' in page
+    assert 'name="date" class="form-control" id="id_date"' in page  # the other form stays as it was
+    assert not ConsoleMessage.objects.exists()
+    assert Broadcast.objects.get().status == "draft"
+
+
+def test_a_past_schedule_comes_back_with_the_date_and_time_as_typed(client, broadcaster, people):
+    broadcast = _draft()
+    client.force_login(broadcaster)
+    data = {"when": "later", "date": "2020-01-01", "time": "10:00", "time_zone": "America/Sao_Paulo"}
+    with translation.override("en"):
+        response = client.post(reverse("broadcasts:send", args=[broadcast.pk]), data, headers={"Accept-Language": "fr"})
+    assert response.status_code == 422
+    page = response.content.decode()
+    assert "Ce moment est passé" in page
+    assert 'value="later" class="form-check-input" id="id_when_1" required checked' in page
+    assert 'value="2020-01-01"' in page and 'value="10:00"' in page
+    assert '<option value="America/Sao_Paulo" selected>' in page
+    assert 'aria-invalid="true" aria-describedby="schedule-errors" autofocus' in page and 'id="schedule-errors"' in page
+    broadcast.refresh_from_db()
+    assert (broadcast.status, broadcast.scheduled_at) == ("draft", None)
+    assert not Delivery.objects.exists()
+
+
+def test_a_send_without_a_choice_says_to_choose(client, broadcaster, people):
+    broadcast = _draft()
+    client.force_login(broadcaster)
+    response = client.post(reverse("broadcasts:send", args=[broadcast.pk]), {})
+    assert response.status_code == 422
+    assert "Choose when to send." in response.content.decode()
+    assert Broadcast.objects.get().status == "draft"
+
+
+def test_a_bad_form_on_a_page_left_open_after_the_sending_says_so(client, broadcaster, people):
+    broadcast = _draft(status="sending")
+    client.force_login(broadcaster)
+    data = {"when": "later", "date": "2020-01-01", "time": "10:00", "time_zone": "Europe/Paris"}
+    response = client.post(reverse("broadcasts:send", args=[broadcast.pk]), data, follow=True)
+    assert "This broadcast has already been sent or scheduled." in response.content.decode()
+    response = client.post(reverse("broadcasts:test", args=[broadcast.pk]), {"recipients": "nobody-here"}, follow=True)
+    assert "No subscriber has the foreign id nobody-here." in response.content.decode()
+
+
 def test_send_now_then_the_report(client, broadcaster, people, django_capture_on_commit_callbacks):
     set_opt_out(people[2], True)
     broadcast = _draft()

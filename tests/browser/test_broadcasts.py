@@ -159,3 +159,33 @@ def test_the_pages_in_french_at_1280_and_390(browser, live_server, broadcaster, 
                 assert page.evaluate("document.documentElement.scrollWidth") <= width, (name, width)
         finally:
             context.close()
+
+
+def test_refused_input_comes_back_as_typed_in_french(page, log_in, live_server, broadcaster, audience, screenshot):
+    draft = Broadcast.objects.create(
+        title="Soldes de printemps", text="Bonjour {first_name|toi} !", audience={"filters": {"label": ["vip"]}}
+    )
+    log_in(broadcaster)
+    page.context.add_cookies([{"name": "django_language", "value": "fr", "url": live_server.url}])
+    page.goto(draft.get_absolute_url())
+
+    recipients = page.get_by_label("Envoyer un test à")
+    recipients.fill("nope-123, <b>x</b>")
+    page.get_by_role("button", name="Envoyer un test", exact=True).click()
+    expect(page.get_by_text("Aucun abonné n\u2019a les identifiants externes <b>x</b>, nope-123.")).to_be_visible()
+    expect(recipients).to_have_value("nope-123, <b>x</b>")
+    expect(recipients).to_be_focused()
+    screenshot("broadcast-fr-bad-test-send")
+
+    page.get_by_role("radio", name="À une date et une heure").check()
+    page.get_by_label("Date", exact=True).fill("2020-01-01")
+    page.get_by_label("Heure", exact=True).fill("10:00")
+    page.get_by_role("button", name="Envoyer la diffusion").click()
+    expect(page.get_by_text("Ce moment est passé : choisissez-en un plus tard, ou envoyez maintenant.")).to_be_visible()
+    expect(page.get_by_role("radio", name="À une date et une heure")).to_be_checked()
+    expect(page.get_by_label("Date", exact=True)).to_have_value("2020-01-01")
+    expect(page.get_by_label("Heure", exact=True)).to_have_value("10:00")
+    expect(page.get_by_label("Date", exact=True)).to_be_focused()
+    screenshot("broadcast-fr-past-schedule")
+    assert not ConsoleMessage.objects.exists()
+    assert Broadcast.objects.get().status == "draft"
