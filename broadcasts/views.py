@@ -282,11 +282,8 @@ def broadcast_test(request, pk):
 def broadcast_label(request, pk):
     broadcast = get_object_or_404(Broadcast, pk=pk)
     form = LabelRecipientsForm(request.POST)
-    if not form.is_valid():
-        for errors in form.errors.values():
-            for error in errors:
-                messages.error(request, error)
-        return redirect(broadcast)
+    if not form.is_valid():  # the report comes back with the choices kept and the problem under them
+        return _detail_page(request, broadcast, status=422, label_form=form)
     operation = actions.label_recipients(
         broadcast, form.cleaned_data["status"], list(form.cleaned_data["labels"]), by=request.user
     )

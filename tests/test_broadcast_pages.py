@@ -2,6 +2,7 @@
 
 import csv
 import io
+import re
 from datetime import timedelta
 
 import pytest
@@ -326,9 +327,14 @@ def test_label_these_recipients_refuses_two_labels_of_one_exclusive_group(client
         reverse("broadcasts:label", args=[broadcast.pk]), {"status": "sent", "labels": [free.pk, pro.pk]}, follow=True
     )
 
-    assert "belong to one exclusive group" in response.content.decode()
+    assert response.status_code == 422 and "belong to one exclusive group" in response.content.decode()
     assert LabelOperation.objects.count() == before
     assert not SubscriberLabel.objects.filter(label__in=[free, pro]).exists()
+    # The report comes back as the operator left it: the outcome and the labels still chosen.
+    page = response.content.decode()
+    chosen = re.findall(r'<input type="checkbox" name="labels" value="(\d+)"[^>]* checked>', page)
+    assert sorted(chosen) == sorted([str(free.pk), str(pro.pk)])
+    assert '<option value="sent" selected>' in page
 
 
 def test_the_subscriber_page_shows_their_broadcasts_and_opt_out(client, broadcaster, people):
