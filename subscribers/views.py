@@ -1,3 +1,5 @@
+from urllib.parse import urlsplit
+
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.shortcuts import get_object_or_404, redirect, render
@@ -6,7 +8,7 @@ from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
-from django_htmx.http import trigger_client_event
+from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from hexasubs.dialogs import close_dialog, render_dialog
 from hexasubs.quotes import quoted
@@ -301,7 +303,12 @@ def operation_undo(request, pk):
             "number": operation.pk,
             "undo": undo.pk,
         }
-    return _after_operation_change(request, text, "success", get_object_or_404(recent_operations(), pk=undo.pk))
+    undo = get_object_or_404(recent_operations(), pk=undo.pk)
+    if request.htmx and urlsplit(request.htmx.current_url or "").path == operation.get_absolute_url():
+        # On the undone change's own page, whose heading names it: go to the undo's page, as without JavaScript.
+        messages.success(request, text)
+        return HttpResponseClientRedirect(undo.get_absolute_url())
+    return _after_operation_change(request, text, "success", undo)
 
 
 def _after_operation_change(request, text, level, operation):

@@ -79,3 +79,67 @@ def test_cancel_stops_a_waiting_change_and_needs_the_change_permission(client, o
     operation.refresh_from_db()
     assert (operation.status, operation.cancelled_by) == ("cancelled", operator)
     assert not SubscriberLabel.objects.exists()
+
+
+def test_undo_on_the_changes_own_page_goes_to_the_undos_page(client, operator, people, make_label):
+    """Its page's heading names the undone change: show the undo's page, as without JavaScript, not its block."""
+    operation = _finished(people, [make_label("VIP")], operator)
+    client.force_login(operator)
+    page = f"http://testserver{operation.get_absolute_url()}?next=/subscribers/"
+    response = client.post(
+        reverse("subscribers:operation_undo", args=[operation.pk]), headers={**HTMX, "HX-Current-URL": page}
+    )
+    undo = LabelOperation.objects.get(undoes=operation)
+    assert response.status_code == 200 and response["HX-Redirect"] == undo.get_absolute_url()
+    assert not SubscriberLabel.objects.exists()
+
+    html = client.get(response["HX-Redirect"]).text  # the page it goes to: the undo, with the message
+    assert f"{undo} · Remove labels</h1>" in html
+    assert f'This undoes <a href="{operation.get_absolute_url()}">{operation}</a>.' in html
+    assert "Undone: Removed “VIP” from 4 subscribers" in html
+    html = client.get(operation.get_absolute_url()).text
+    assert f'Undone by <a href="{undo.get_absolute_url()}">{undo}</a>.' in html
+
+
+@pytest.mark.parametrize("current", ["/subscribers/bulk-changes/", "/subscribers/?label=vip", None])
+def test_undo_elsewhere_swaps_in_the_undos_status(client, operator, people, make_label, current):
+    """The Bulk changes list (which then refreshes) and the bulk dialog show the undo's status block in place."""
+    operation = _finished(people, [make_label("VIP")], operator)
+    client.force_login(operator)
+    headers = {**HTMX, "HX-Current-URL": f"http://testserver{current}"} if current else HTMX
+    response = client.post(reverse("subscribers:operation_undo", args=[operation.pk]), headers=headers)
+    undo = LabelOperation.objects.get(undoes=operation)
+    assert response.status_code == 200 and "HX-Redirect" not in response
+    assert f'id="operation-{undo.pk}-status"' in response.text and "This undoes" in response.text
+    assert "subscribers-changed" in response["HX-Trigger"]
+
+
+def test_undo_of_another_change_from_a_changes_page_keeps_the_usual_answer(client, operator, people, make_label):
+    """Only the undone change's own page is left: the undo's status block is for any other page."""
+    first = _finished(people, [make_label("VIP")], operator)
+    second = _finished(people, [make_label("Beta")], operator)
+    client.force_login(operator)
+    headers = {**HTMX, "HX-Current-URL": f"http://testserver{first.get_absolute_url()}"}
+    response = client.post(reverse("subscribers:operation_undo", args=[second.pk]), headers=headers)
+    assert "HX-Redirect" not in response and "This undoes" in response.text
+
+
+def test_cancel_on_the_changes_own_page_keeps_its_page(client, operator, people, make_label):
+    operation = actions.start_label_operation("add", [make_label("VIP")], by=operator, source="bulk", selection={})
+    client.force_login(operator)
+    headers = {**HTMX, "HX-Current-URL": f"http://testserver{operation.get_absolute_url()}"}
+    response = client.post(reverse("subscribers:operation_cancel", args=[operation.pk]), headers=headers)
+    assert response.status_code == 200 and "HX-Redirect" not in response
+    assert f'id="operation-{operation.pk}-status"' in response.text
+    assert "Cancelled after 0 subscribers." in response.text
+
+
+def test_the_action_buttons_have_ids_so_that_the_keyboard_stays_on_them_while_polling(
+    client, operator, people, make_label
+):
+    running = actions.start_label_operation("add", [make_label("VIP")], by=operator, source="bulk", selection={})
+    client.force_login(operator)
+    status = client.get(running.get_absolute_url(), headers=HTMX).text
+    assert f'id="operation-{running.pk}-cancel"' in status
+    finished = _finished(people, [make_label("Beta")], operator)
+    assert f'id="operation-{finished.pk}-undo"' in client.get(finished.get_absolute_url()).text

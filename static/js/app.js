@@ -53,7 +53,8 @@ document.addEventListener("htmx:beforeRequest", (event) => {
 });
 
 document.addEventListener("htmx:afterSwap", (event) => {
-  const modal = event.detail.target.id === "modal-root" && event.detail.target.querySelector(".modal");
+  const target = event.detail.target; // none when htmx restores a page from its history (Back, Forward)
+  const modal = target?.id === "modal-root" && target.querySelector(".modal");
   if (!modal) return;
   modal.addEventListener("shown.bs.modal", () => focusMainControl(modal), { once: true });
   modal.addEventListener("hidden.bs.modal", () => {
@@ -66,8 +67,11 @@ document.addEventListener("htmx:afterSwap", (event) => {
 });
 
 document.addEventListener("htmx:afterSettle", (event) => {
-  if (event.target.id === "dialog-content") {
-    focusMainControl(event.target); // the dialog's next step: errors to fix, a confirmation, a result
+  const dialog = event.target.closest?.("#dialog-content");
+  if (event.target === dialog) {
+    focusMainControl(dialog); // the dialog's next step: errors to fix, a confirmation, a result
+  } else if (dialog && !isVisible(document.activeElement)) {
+    focusMainControl(dialog); // a part of it was replaced with what had the keyboard (Cancel the change)
   } else if (dialogJustClosed && !document.querySelector("#modal-root .modal") && !isVisible(document.activeElement)) {
     returnFocus(); // what had the keyboard was re-rendered after the dialog closed
   }

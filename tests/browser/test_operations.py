@@ -1,5 +1,7 @@
 """Bulk changes as an operator meets them: progress, cancel and undo on the Bulk changes page."""
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -56,3 +58,30 @@ def test_an_operator_watches_a_waiting_change_and_cancels_it(page, log_in, opera
     expect(page.get_by_role("button", name="Cancel the change")).to_be_hidden()
     assert LabelOperation.objects.get().status == "cancelled"
     assert not SubscriberLabel.objects.exists()
+
+
+def test_undo_on_a_changes_own_page_goes_to_the_undos_page(page, log_in, operator, vip_for_everyone, screenshot):
+    errors = []
+    page.on("pageerror", lambda error: errors.append(error))
+    operation = LabelOperation.objects.get()
+    log_in(operator)
+    page.goto(operation.get_absolute_url())
+    expect(page.get_by_role("heading", name=f"{operation} · Add labels")).to_be_visible()
+
+    page.get_by_role("button", name="Undo").click()
+    expect(page.get_by_role("heading", name=re.compile(r"· Remove labels$"))).to_be_visible()
+    undo = LabelOperation.objects.get(undoes=operation)
+    expect(page).to_have_url(re.compile(rf"{re.escape(undo.get_absolute_url())}$"))
+    expect(page.get_by_role("heading", name=f"{undo} · Remove labels")).to_be_visible()
+    expect(page.get_by_role("heading", name=f"{operation} · Add labels")).to_have_count(0)
+    expect(page.get_by_text("Removed “VIP” from 4 subscribers (0 did not have it).", exact=True)).to_be_visible()
+    expect(page.get_by_text(f"This undoes {operation}.")).to_be_visible()
+    expect(page.get_by_role("status").filter(has_text="Undone: Removed “VIP”")).to_be_visible()
+    screenshot("bulk-change-undone")
+    assert list(SubscriberLabel.objects.values_list("label", flat=True)) == [vip_for_everyone.pk]
+
+    page.get_by_role("link", name=str(operation), exact=True).last.click()
+    expect(page.get_by_role("heading", name=f"{operation} · Add labels")).to_be_visible()
+    expect(page.get_by_text(f"Undone by {undo}.")).to_be_visible()
+    expect(page.get_by_role("button", name="Undo")).to_have_count(0)
+    assert errors == []
