@@ -13,6 +13,7 @@ from pydantic import (
     AfterValidator,
     BeforeValidator,
     ConfigDict,
+    StrictBool,
     StrictFloat,
     StrictStr,
     WithJsonSchema,
@@ -265,7 +266,8 @@ class OperationMemberPage(Schema):
 class OptOutIn(Schema):
     model_config = ConfigDict(extra="forbid")
 
-    opted_out: bool = Field(description="true when the person said STOP; false when they ask for messages again.")
+    # Strict: "yes", "off" or 1 are no answer to "did they say STOP?" (lax pydantic reads them as booleans).
+    opted_out: StrictBool = Field(description="true when the person said STOP; false when they ask for messages again.")
 
 
 class OptOutOut(Schema):

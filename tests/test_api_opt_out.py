@@ -31,3 +31,12 @@ def test_an_unknown_subscriber_or_a_bad_body_is_refused(api_client, make_subscri
     assert api_client.put(URL.format("nobody"), {"opted_out": True}, content_type="application/json").status_code == 404
     bad = api_client.put(URL.format("psid-1"), {"opted_out": "maybe", "x": 1}, content_type="application/json")
     assert bad.status_code == 422
+
+
+@pytest.mark.parametrize("value", ["yes", "off", "true", 1, 0, None])
+def test_only_true_or_false_answers_whether_they_said_stop(api_client, make_subscriber, value):
+    ada = make_subscriber(foreign_id="psid-ada")
+    response = api_client.put(URL.format("psid-ada"), {"opted_out": value}, content_type="application/json")
+    assert response.status_code == 422
+    ada.refresh_from_db()
+    assert ada.opted_out_at is None
