@@ -66,6 +66,28 @@ document.addEventListener("htmx:afterSwap", (event) => {
   bootstrap.Modal.getOrCreateInstance(modal).show();
 });
 
+// Outside dialogs: a swap that replaced the element with the keyboard (a Cancel button gone once pressed) hands
+// it to the first control of what came instead, or to that part itself, rather than dropping it on the page.
+let keyboardInSwap = null; // the id of the swap target that held the focus
+
+document.addEventListener("htmx:beforeSwap", (event) => {
+  const target = event.detail.target;
+  const focused = document.activeElement;
+  keyboardInSwap = target?.id && focused !== document.body && target.contains(focused) ? target.id : null;
+});
+
+function keepKeyboardIn(id) {
+  const part = document.getElementById(id);
+  if (!part) return;
+  const control = part.querySelector("button:not([disabled]), a[href], input:not([type=hidden]), select, textarea");
+  if (control) {
+    control.focus();
+  } else {
+    part.tabIndex = -1;
+    part.focus();
+  }
+}
+
 document.addEventListener("htmx:afterSettle", (event) => {
   const dialog = event.target.closest?.("#dialog-content");
   if (event.target === dialog) {
@@ -74,7 +96,10 @@ document.addEventListener("htmx:afterSettle", (event) => {
     focusMainControl(dialog); // a part of it was replaced with what had the keyboard (Cancel the change)
   } else if (dialogJustClosed && !document.querySelector("#modal-root .modal") && !isVisible(document.activeElement)) {
     returnFocus(); // what had the keyboard was re-rendered after the dialog closed
+  } else if (keyboardInSwap && !isVisible(document.activeElement)) {
+    keepKeyboardIn(keyboardInSwap);
   }
+  keyboardInSwap = null;
 });
 
 document.addEventListener("closeModal", () => {

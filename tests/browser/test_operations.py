@@ -52,10 +52,13 @@ def test_an_operator_watches_a_waiting_change_and_cancels_it(page, log_in, opera
     expect(page.get_by_role("status")).to_have_text("Waiting for a background worker…")
     expect(page.get_by_text("0 of 3 subscribers")).to_be_visible()
     expect(page.get_by_role("progressbar", name="Progress")).to_be_visible()
-    page.get_by_role("button", name="Cancel the change").click()
+    page.get_by_role("button", name="Cancel the change").focus()
+    page.keyboard.press("Enter")
 
     expect(page.get_by_text("Cancelled after 0 subscribers.")).to_be_visible()
     expect(page.get_by_role("button", name="Cancel the change")).to_be_hidden()
+    # The keyboard stays where it was: on the change's status, not dropped back to the top of the page.
+    expect(page.locator(f"#operation-{operation.pk}-status")).to_be_focused()
     assert LabelOperation.objects.get().status == "cancelled"
     assert not SubscriberLabel.objects.exists()
 
