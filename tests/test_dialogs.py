@@ -110,7 +110,9 @@ def test_one_dialog_controller_one_close_event_and_no_strings_in_javascript():
     code = "\n".join(scripts.values())
     assert code.count("bootstrap.Modal.getOrCreateInstance(modal).show()") == 1
     assert "closeModal" in code and "labelsSaved" not in code and 'showMessage"' not in code
-    assert "htmx:beforeSwap" not in code  # statuses are htmx's responseHandling, in base.html
+    # Which statuses swap is htmx's responseHandling, in base.html: no script decides it (app.js's beforeSwap
+    # listener only notes where the keyboard was).
+    assert "shouldSwap" not in code and "isError" not in code
     # Words shown to people come from the server or the JavaScript catalog, in the operator's language:
     # no sentence is written in the scripts.
     assert {
