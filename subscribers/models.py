@@ -683,7 +683,17 @@ class SubscriberImport(models.Model):
 
     def summary(self) -> str:
         """What the import did (or a dry run would do), in the words shown to the operator."""
+        cancelled = self.status == self.Status.CANCELLED
+        if cancelled and self.stage == self.Stage.READING:
+            # Stopped while checking: no row reached the subscribers, whatever the rows held.
+            return ngettext(
+                "Cancelled while checking, after %(rows)s row: nothing was imported.",
+                "Cancelled while checking, after %(rows)s rows: nothing was imported.",
+                self.rows_read,
+            ) % {"rows": intcomma(self.rows_read)}
         considered = self.rows_read - self.rejected_count - self.duplicate_count
+        if cancelled:
+            considered = self.rows_merged
         if self.changed_nothing:
             if self.dry_run:
                 text = ngettext(
@@ -699,34 +709,40 @@ class SubscriberImport(models.Model):
                 )
             parts = [text % {"rows": intcomma(considered)}]
         else:
-            params = {
-                "created": intcomma(self.created_count),
-                "updated": intcomma(self.updated_count),
-                "unchanged": intcomma(self.unchanged_count),
-            }
+            # Each count with its own plural ("1 abonné créé, 0 modifié, 2 laissés tels quels").
+            created, updated, unchanged = self.created_count, self.updated_count, self.unchanged_count
             if self.dry_run:
-                parts = [
-                    ngettext(
-                        "Would create %(created)s subscriber, change %(updated)s, leave %(unchanged)s as they are.",
-                        "Would create %(created)s subscribers, change %(updated)s, leave %(unchanged)s as they are.",
-                        self.created_count,
-                    )
-                ]
+                counts = {
+                    "created": ngettext("Would create %(n)s subscriber", "Would create %(n)s subscribers", created),
+                    "updated": ngettext("change %(n)s", "change %(n)s", updated),
+                    "unchanged": ngettext("leave %(n)s as it is", "leave %(n)s as they are", unchanged),
+                }
             else:
-                parts = [
-                    ngettext(
-                        "Created %(created)s subscriber, changed %(updated)s, left %(unchanged)s as they were.",
-                        "Created %(created)s subscribers, changed %(updated)s, left %(unchanged)s as they were.",
-                        self.created_count,
-                    )
-                ]
-            parts[0] %= params
+                counts = {
+                    "created": ngettext("Created %(n)s subscriber", "Created %(n)s subscribers", created),
+                    "updated": ngettext("changed %(n)s", "changed %(n)s", updated),
+                    "unchanged": ngettext("left %(n)s as it was", "left %(n)s as they were", unchanged),
+                }
+            numbers = {"created": created, "updated": updated, "unchanged": unchanged}
+            counts = {name: text % {"n": intcomma(numbers[name])} for name, text in counts.items()}
+            parts = [_("%(created)s, %(updated)s, %(unchanged)s.") % counts]
             if self.labels_added or self.labels_removed:
-                labels = {"added": intcomma(self.labels_added), "removed": intcomma(self.labels_removed)}
+                added, removed = self.labels_added, self.labels_removed
                 if self.dry_run:
-                    parts.append(_("Labels: %(added)s would be added, %(removed)s removed.") % labels)
+                    labels = {
+                        "added": ngettext("%(n)s would be added", "%(n)s would be added", added),
+                        "removed": ngettext("%(n)s removed", "%(n)s removed", removed),
+                    }
                 else:
-                    parts.append(_("Labels: %(added)s added, %(removed)s removed.") % labels)
+                    labels = {
+                        "added": ngettext("%(n)s added", "%(n)s added", added),
+                        "removed": ngettext("%(n)s removed", "%(n)s removed", removed),
+                    }
+                labels = {
+                    "added": labels["added"] % {"n": intcomma(added)},
+                    "removed": labels["removed"] % {"n": intcomma(removed)},
+                }
+                parts.append(_("Labels: %(added)s, %(removed)s.") % labels)
         if self.rejected_count:
             parts.append(
                 ngettext("%(rejected)s row rejected.", "%(rejected)s rows rejected.", self.rejected_count)
@@ -741,9 +757,13 @@ class SubscriberImport(models.Model):
                 )
                 % {"repeated": intcomma(self.duplicate_count)}
             )
-        if self.status == self.Status.CANCELLED:
-            cancelled = ngettext("Cancelled after %(rows)s row.", "Cancelled after %(rows)s rows.", self.rows_read)
-            parts.insert(0, cancelled % {"rows": intcomma(self.rows_read)})
+        if cancelled:  # while importing: how far it got, then what those rows did
+            stopped = ngettext(
+                "Cancelled: %(merged)s of %(total)s rows imported.",
+                "Cancelled: %(merged)s of %(total)s rows imported.",
+                self.rows_merged,
+            )
+            parts.insert(0, stopped % {"merged": intcomma(self.rows_merged), "total": intcomma(self.staged_count)})
         return " ".join(parts)
 
 

@@ -242,6 +242,8 @@ def test_the_import_pages_and_the_export_dialog_speak_french(signed_in, importer
         "Aucun canal nommé « fax »" in pages[done.get_absolute_url()].text
         or "fax" in pages[done.get_absolute_url()].text
     )
+    # Each count takes its own plural: one subscriber would be created, none changed, none left.
+    assert "1 abonné serait créé, 0 serait modifié, 0 resterait tel quel." in pages[done.get_absolute_url()].text
 
 
 def test_an_upload_without_the_csrf_token_is_refused(importer):

@@ -541,8 +541,19 @@ def test_cancelling_stops_after_the_current_chunk_and_keeps_what_was_imported(sm
 
     assert job.status == "cancelled" and job.cancelled_by == operator
     assert Subscriber.objects.count() == 6
-    assert job.summary().startswith("Cancelled after 9 rows.")
+    assert job.summary().startswith("Cancelled: 6 of 9 rows imported. Created 6 subscribers")
     assert not actions.cancel_subscriber_import(job, by=operator), "it had ended"
+
+
+def test_cancelling_while_checking_says_nothing_was_imported_not_that_nothing_changed(small_chunks, operator):
+    job = upload("channel,foreign_id\n" + "".join(f"messenger,p{n}\n" for n in range(9)))
+    actions.start_subscriber_import(job, dry_run=False, by=operator, background=False)
+    actions._import_chunk(job.pk)  # one chunk of checking
+    assert actions.cancel_subscriber_import(job, by=operator)
+    job = actions.run_subscriber_import(job.pk)
+
+    assert job.status == "cancelled" and not Subscriber.objects.exists()
+    assert job.summary() == "Cancelled while checking, after 3 rows: nothing was imported."
 
 
 def test_cancelling_an_imports_bulk_change_cancels_the_import(small_chunks, vip, operator):

@@ -111,7 +111,9 @@ def test_an_operator_cancels_a_running_import(page, log_in, importer, crm_file, 
     actions._import_chunk(job().pk)
     expect(page.get_by_text("Step 1 of 2: 3 of about 10 rows checked.")).to_be_visible()
     page.get_by_role("button", name="Cancel the import").click()
-    expect(page.locator("#import-status").get_by_role("status")).to_contain_text("Cancelled after 3 rows.")
+    expect(page.locator("#import-status").get_by_role("status")).to_contain_text(
+        "Cancelled while checking, after 3 rows: nothing was imported."
+    )
     assert job().status == "cancelled" and not Subscriber.objects.exists()
 
 
