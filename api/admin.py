@@ -1,11 +1,17 @@
 from django.contrib import admin, messages
 from django.contrib.humanize.templatetags.humanize import intcomma
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
+from django.urls import path
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from api.actions import revoke_api_keys
 from api.models import ApiKey
+
+# The new key, from the POST that made it to the one page that shows it (Post/Redirect/Get).
+NEW_KEY_SESSION = "admin:new_api_key"
 
 
 @admin.action(description=_("Revoke the selected API keys"))
@@ -46,15 +52,34 @@ class ApiKeyAdmin(admin.ModelAdmin):
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
 
-    def response_add(self, request, obj, post_url_continue=None):
-        return TemplateResponse(
-            request,
-            "admin/api/apikey/created.html",
-            {
-                **self.admin_site.each_context(request),
-                "opts": self.opts,
-                "title": _("API key created"),
-                "api_key": obj,
-                "full_key": request._new_api_key,
-            },
+    def get_urls(self):
+        created = path(
+            "<path:object_id>/created/", self.admin_site.admin_view(self.created_view), name="api_apikey_created"
         )
+        return [created, *super().get_urls()]
+
+    def response_add(self, request, obj, post_url_continue=None):
+        # A redirect: reloading the page that shows the key must not post the form again and make another key.
+        request.session[NEW_KEY_SESSION] = {"pk": obj.pk, "key": request._new_api_key}
+        return redirect("admin:api_apikey_created", obj.pk)
+
+    def created_view(self, request, object_id):
+        """The new key, shown once: the session hands it over and forgets it; a reload finds it gone."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        api_key = get_object_or_404(ApiKey, pk=object_id)
+        shown = request.session.pop(NEW_KEY_SESSION, None)
+        if not shown or shown["pk"] != api_key.pk:
+            message = _(
+                "A key is shown once, right after it is created. If it was not copied, revoke it and add another."
+            )
+            self.message_user(request, message, messages.WARNING)
+            return redirect("admin:api_apikey_changelist")
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": _("API key created"),
+            "api_key": api_key,
+            "full_key": shown["key"],
+        }
+        return TemplateResponse(request, "admin/api/apikey/created.html", context)

@@ -18,10 +18,18 @@ def staff_client(client, admin_user):
 
 def _create_key(staff_client, **fields):
     response = staff_client.post(
-        reverse("admin:api_apikey_add"), {"name": "Messenger bot", "rate_limit_per_minute": 600, **fields}
+        reverse("admin:api_apikey_add"), {"name": "Messenger bot", "rate_limit_per_minute": 600, **fields}, follow=True
     )
     assert response.status_code == 200
     return re.search(r'value="(hxs_[^"]+)"', response.text).group(1), response
+
+
+def test_reloading_the_page_that_shows_a_new_key_makes_no_other_key_and_shows_it_no_more(staff_client):
+    full_key, response = _create_key(staff_client)
+    [(shown_at, _status)] = response.redirect_chain
+    again = staff_client.get(shown_at, follow=True)
+    assert ApiKey.objects.count() == 1
+    assert full_key not in again.text and "A key is shown once" in again.text
 
 
 def test_staff_create_a_key_and_see_it_once(staff_client, admin_user):
