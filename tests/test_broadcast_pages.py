@@ -90,6 +90,13 @@ def test_the_subscribers_page_offers_to_broadcast_to_its_filter(client, broadcas
     assert reverse("broadcasts:add") + "?label=vip&amp;channel=console" in page
 
 
+def test_a_filter_that_matches_nobody_offers_no_broadcast(client, broadcaster, people):
+    client.force_login(broadcaster)
+    page = client.get(reverse("subscribers:list") + "?q=zzzz", HTTP_ACCEPT_LANGUAGE="fr").text
+    assert "Personne à qui diffuser" in page and 'aria-disabled="true"' in page
+    assert reverse("broadcasts:add") + "?q=zzzz" not in page
+
+
 def test_compose_starts_from_the_subscribers_filter_with_live_counts(client, broadcaster, people):
     set_opt_out(people[0], True)
     client.force_login(broadcaster)
