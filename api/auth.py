@@ -16,6 +16,7 @@ from api import key_cache
 from api.actions import LAST_USED_PRECISION, note_key_used
 from api.errors import BodyTooLarge, InvalidInput
 from api.models import ApiKey, split_key
+from hexasubs.http import content_length
 from subscribers.models import Channel
 
 MAX_BODY_BYTES = 64 * 1024
@@ -31,7 +32,7 @@ class ApiKeyAuth(HttpBearer):
 
     def __call__(self, request):
         # The front door, before anything reads the body or reaches the database.
-        if _content_length(request) > self.max_body_bytes:
+        if content_length(request) > self.max_body_bytes:
             raise BodyTooLarge(self.max_body_bytes)
         _reject_nul_characters(request)
         return super().__call__(request)
@@ -64,14 +65,6 @@ def _note_use_once(key: ApiKey) -> None:
         # Another process records it. This one keeps the key (api.key_cache): without this, each of its
         # requests would ask the cache again until the key is read anew.
         key.last_used_at = timezone.now()
-
-
-def _content_length(request) -> int:
-    # As Django's own request reads it: a header that is not a number counts as no body.
-    try:
-        return int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return 0
 
 
 def _reject_nul_characters(request):

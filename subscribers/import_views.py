@@ -24,6 +24,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
 from hexasubs.dialogs import render_dialog
+from hexasubs.http import content_length
 from subscribers import exports, imports
 from subscribers.actions import ImportBusy, cancel_subscriber_import, start_subscriber_import
 from subscribers.import_forms import ExportForm, ImportSettingsForm, UploadForm
@@ -84,11 +85,7 @@ class ImportUploadHandler(FileUploadHandler):
 def import_page(request):
     """The Import page: upload a CSV file, and the latest imports."""
     if request.method == "POST":
-        try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = 0
-        if length > imports.upload_limit() + UPLOAD_SLACK:
+        if content_length(request) > imports.upload_limit() + UPLOAD_SLACK:
             return _import_page(request, UploadForm(), problem=_too_large(), status=413)
         handler = ImportUploadHandler(request)
         request.upload_handlers = [handler]
