@@ -713,36 +713,31 @@ class SubscriberImport(models.Model):
             created, updated, unchanged = self.created_count, self.updated_count, self.unchanged_count
             if self.dry_run:
                 counts = {
-                    "created": ngettext("Would create %(n)s subscriber", "Would create %(n)s subscribers", created),
-                    "updated": ngettext("change %(n)s", "change %(n)s", updated),
-                    "unchanged": ngettext("leave %(n)s as it is", "leave %(n)s as they are", unchanged),
+                    "created": (
+                        ngettext("Would create %(n)s subscriber", "Would create %(n)s subscribers", created),
+                        created,
+                    ),
+                    "updated": (ngettext("change %(n)s", "change %(n)s", updated), updated),
+                    "unchanged": (ngettext("leave %(n)s as it is", "leave %(n)s as they are", unchanged), unchanged),
                 }
             else:
                 counts = {
-                    "created": ngettext("Created %(n)s subscriber", "Created %(n)s subscribers", created),
-                    "updated": ngettext("changed %(n)s", "changed %(n)s", updated),
-                    "unchanged": ngettext("left %(n)s as it was", "left %(n)s as they were", unchanged),
+                    "created": (ngettext("Created %(n)s subscriber", "Created %(n)s subscribers", created), created),
+                    "updated": (ngettext("changed %(n)s", "changed %(n)s", updated), updated),
+                    "unchanged": (ngettext("left %(n)s as it was", "left %(n)s as they were", unchanged), unchanged),
                 }
-            numbers = {"created": created, "updated": updated, "unchanged": unchanged}
-            counts = {name: text % {"n": intcomma(numbers[name])} for name, text in counts.items()}
-            parts = [_("%(created)s, %(updated)s, %(unchanged)s.") % counts]
+            parts = [_("%(created)s, %(updated)s, %(unchanged)s.") % _numbered(counts)]
             if self.labels_added or self.labels_removed:
                 added, removed = self.labels_added, self.labels_removed
                 if self.dry_run:
-                    labels = {
-                        "added": ngettext("%(n)s would be added", "%(n)s would be added", added),
-                        "removed": ngettext("%(n)s removed", "%(n)s removed", removed),
-                    }
+                    adding = ngettext("%(n)s would be added", "%(n)s would be added", added)
                 else:
-                    labels = {
-                        "added": ngettext("%(n)s added", "%(n)s added", added),
-                        "removed": ngettext("%(n)s removed", "%(n)s removed", removed),
-                    }
+                    adding = ngettext("%(n)s added", "%(n)s added", added)
                 labels = {
-                    "added": labels["added"] % {"n": intcomma(added)},
-                    "removed": labels["removed"] % {"n": intcomma(removed)},
+                    "added": (adding, added),
+                    "removed": (ngettext("%(n)s removed", "%(n)s removed", removed), removed),
                 }
-                parts.append(_("Labels: %(added)s, %(removed)s.") % labels)
+                parts.append(_("Labels: %(added)s, %(removed)s.") % _numbered(labels))
         if self.rejected_count:
             parts.append(
                 ngettext("%(rejected)s row rejected.", "%(rejected)s rows rejected.", self.rejected_count)
@@ -765,6 +760,11 @@ class SubscriberImport(models.Model):
             )
             parts.insert(0, stopped % {"merged": intcomma(self.rows_merged), "total": intcomma(self.staged_count)})
         return " ".join(parts)
+
+
+def _numbered(counts: dict[str, tuple[str, int]]) -> dict[str, str]:
+    """Each (text in the number's plural form, number) as the text with its number written in: `%(n)s`."""
+    return {name: text % {"n": intcomma(number)} for name, (text, number) in counts.items()}
 
 
 class SubscriberImportRow(models.Model):
