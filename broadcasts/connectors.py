@@ -178,11 +178,14 @@ def _proxy_from(scheme: str, value: str) -> _Proxy | str:
     return _Proxy(parts.hostname, port, headers)
 
 
+def _proxies_in(environment: dict) -> dict[str, _Proxy | str]:
+    """The proxy for each target scheme that `environment` (urllib's getproxies()) sets, or why it cannot be used."""
+    return {scheme: _proxy_from(scheme, environment[scheme]) for scheme in ("http", "https") if environment.get(scheme)}
+
+
 def unusable_proxies() -> list[str]:
     """Why each proxy the environment sets cannot carry broadcasts (a system check says it at start)."""
-    environment = urllib.request.getproxies()
-    reasons = (_proxy_from(scheme, environment[scheme]) for scheme in ("http", "https") if environment.get(scheme))
-    return [reason for reason in reasons if isinstance(reason, str)]
+    return [reason for reason in _proxies_in(urllib.request.getproxies()).values() if isinstance(reason, str)]
 
 
 class _HttpConnector:
@@ -207,11 +210,7 @@ class _HttpConnector:
         self._pool_size = 0
         # Read once: the proxy environment of the process when the worker made its connectors.
         self._environment = urllib.request.getproxies()
-        self._proxies = {
-            scheme: _proxy_from(scheme, self._environment[scheme])
-            for scheme in ("http", "https")
-            if self._environment.get(scheme)
-        }
+        self._proxies = _proxies_in(self._environment)
         self._routes: dict[tuple, _Proxy | str | None] = {}  # (scheme, host, port): its proxy, decided once
 
     def send(self, subscriber, message: Message) -> Outcome:  # pragma: no cover - defined by each connector
